@@ -1,0 +1,39 @@
+"""Who may see which document.
+
+Everyone sees only documents of their own unit. Chairs, clerks, auditors and
+admins see the whole unit's; officers and advisers see what they drafted and
+what they have a step on. A document one may not see does not exist for
+them: the answer is "not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.orm import Session
+
+from esign.errors import NotFound
+from esign.models import Document, StepRecord, User, WorkflowInstance
+
+UNIT_WIDE_ROLES = frozenset({"chair", "clerk", "auditor", "admin"})
+
+
+def visible_clause(actor: User) -> ColumnElement[bool]:
+    same_unit = Document.unit_id == actor.unit_id
+    if actor.roles & UNIT_WIDE_ROLES:
+        return same_unit
+    has_step = exists(
+        select(StepRecord.id)
+        .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
+        .where(
+            WorkflowInstance.document_id == Document.id,
+            or_(StepRecord.assignee_id == actor.id, StepRecord.principal_id == actor.id),
+        )
+    )
+    return same_unit & or_(Document.created_by_id == actor.id, has_step)
+
+
+def get_visible(session: Session, actor: User, document_id: int) -> Document:
+    document = session.scalar(select(Document).where(Document.id == document_id, visible_clause(actor)))
+    if document is None:
+        raise NotFound("This document does not exist or is not yours to see")
+    return document

@@ -1,0 +1,256 @@
+"""Units, users, roles and the certificates bound to them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from asn1crypto import pem, x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from esign.errors import Conflict, DocumentError, EsignError, Forbidden, NotFound
+from esign.models import ROLES, Certificate, Unit, User, UserRole
+from esign.services import audit
+from esign.services.context import Context
+from esign.signing.backend import CertificateBundle
+
+_hasher = PasswordHasher()
+# verified against when the username is unknown, so both cases take the same time
+_DUMMY_HASH = _hasher.hash("not a password")
+
+DEVICES = ("token", "mobile", "seal")
+MIN_PASSWORD = 8
+
+
+class UserError(EsignError):
+    status = 400
+    code = "user"
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"A password needs at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def require_admin(actor: User | None) -> None:
+    if actor is not None and "admin" not in actor.roles:
+        raise Forbidden("Only an administrator can manage users and certificates")
+
+
+def create_unit(session: Session, code: str, name: str, *, parent_name: str = "", place: str = "",
+                number_suffix: str = "UBND") -> Unit:
+    unit = session.scalar(select(Unit).where(Unit.code == code))
+    if unit is None:
+        unit = Unit(code=code, name=name, parent_name=parent_name, place=place, number_suffix=number_suffix)
+        session.add(unit)
+        session.flush()
+    return unit
+
+
+def create_user(
+    session: Session,
+    actor: User | None,
+    *,
+    unit: Unit,
+    username: str,
+    full_name: str,
+    password: str,
+    roles: list[str] | tuple[str, ...],
+    title: str = "",
+    email: str = "",
+) -> User:
+    """Create a user; ``actor`` is the admin doing it (None: the command line)."""
+    require_admin(actor)
+    username = username.strip().lower()
+    if not username or not username.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise UserError("A username uses letters, digits, dots, dashes and underscores only")
+    if session.scalar(select(User).where(User.username == username)):
+        raise Conflict(f"The username {username!r} is taken")
+    _check_roles(roles)
+    user = User(
+        unit=unit,
+        username=username,
+        full_name=full_name.strip(),
+        title=title.strip(),
+        email=email.strip(),
+        password_hash=hash_password(password),
+        role_rows=[UserRole(role=r) for r in dict.fromkeys(roles)],
+    )
+    session.add(user)
+    session.flush()
+    audit.record(session, "user.created", actor=actor, unit_id=unit.id, user=user.username, roles=sorted(user.roles))
+    return user
+
+
+def _check_roles(roles: list[str] | tuple[str, ...]) -> None:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise UserError(f"Unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
+
+
+def set_roles(session: Session, actor: User | None, user: User, roles: list[str] | tuple[str, ...]) -> None:
+    require_admin(actor)
+    _check_roles(roles)
+    if actor is not None and user.id == actor.id and "admin" not in roles:
+        raise UserError("You cannot remove your own administrator role")
+    user.role_rows = [UserRole(role=r) for r in dict.fromkeys(roles)]
+    session.flush()
+    audit.record(session, "user.roles", actor=actor, unit_id=user.unit_id, user=user.username, roles=sorted(roles))
+
+
+def set_password(session: Session, actor: User | None, user: User, password: str) -> None:
+    if actor is not None and actor.id != user.id:
+        require_admin(actor)
+    user.password_hash = hash_password(password)
+    audit.record(session, "user.password", actor=actor, unit_id=user.unit_id, user=user.username)
+
+
+def set_active(session: Session, actor: User | None, user: User, active: bool) -> None:
+    require_admin(actor)
+    user.active = active
+    audit.record(session, "user.active", actor=actor, unit_id=user.unit_id, user=user.username, active=active)
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if not check_password(user, password) or user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"There is no user {username!r}")
+    return user
+
+
+# --- certificates ---------------------------------------------------------------------
+
+
+def parse_certificates(data: bytes) -> list[x509.Certificate]:
+    """Certificates from PEM (one or several) or a single DER."""
+    try:
+        if pem.detect(data):
+            return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+        cert = x509.Certificate.load(data)
+        cert.native  # noqa: B018 - forces a full parse, so garbage fails here
+        return [cert]
+    except Exception as e:  # asn1crypto raises several types for bad input
+        raise DocumentError("This file is not a certificate (PEM or DER)") from e
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.dump()).hexdigest()
+
+
+def bundle_of(certificate: Certificate) -> CertificateBundle:
+    chain = parse_certificates(certificate.chain_pem.encode()) if certificate.chain_pem else []
+    return CertificateBundle(cert=x509.Certificate.load(certificate.der), chain=tuple(chain))
+
+
+@dataclass(frozen=True)
+class CertificateChoice:
+    backend: str
+    credential: str
+    subject: str
+
+
+def bind_certificate(
+    session: Session,
+    ctx: Context,
+    actor: User | None,
+    *,
+    owner: User | Unit,
+    device: str,
+    backend: str,
+    credential: str,
+    bundle: CertificateBundle | None = None,
+) -> Certificate:
+    """Bind a certificate to an officer (token, mobile) or a unit (seal).
+
+    Without ``bundle`` the certificate is read from the backend; devices the
+    server cannot reach (the desktop agent) pass the uploaded certificate.
+    """
+    require_admin(actor)
+    if device not in DEVICES:
+        raise UserError(f"Unknown device {device!r}; devices are {', '.join(DEVICES)}")
+    if (device == "seal") != isinstance(owner, Unit):
+        raise UserError("The agency seal belongs to a unit; token and mobile certificates to a person")
+    if bundle is None:
+        bundle = ctx.backend(backend).certificate(credential)
+    cert = bundle.cert
+    digest = fingerprint(cert)
+    existing = session.scalar(select(Certificate).where(Certificate.fingerprint == digest))
+    if existing is not None:
+        owner_id = existing.user_id if isinstance(owner, User) else existing.unit_id
+        if owner_id == owner.id and existing.backend == backend and existing.credential == credential:
+            existing.active = True
+            return existing
+        raise Conflict("This certificate is already bound to someone else")
+    if session.scalar(select(Certificate).where(Certificate.backend == backend, Certificate.credential == credential)):
+        raise Conflict(f"The credential {credential!r} of {backend!r} is already bound")
+    row = Certificate(
+        user_id=owner.id if isinstance(owner, User) else None,
+        unit_id=owner.id if isinstance(owner, Unit) else None,
+        device=device,
+        backend=backend,
+        credential=credential,
+        der=cert.dump(),
+        chain_pem="".join(pem.armor("CERTIFICATE", c.dump()).decode() for c in bundle.chain),
+        fingerprint=digest,
+        subject=cert.subject.human_friendly,
+        issuer=cert.issuer.human_friendly,
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before,
+        not_after=cert.not_valid_after,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        "certificate.bound",
+        actor=actor,
+        unit_id=owner.unit_id if isinstance(owner, User) else owner.id,
+        owner=owner.username if isinstance(owner, User) else owner.code,
+        device=device,
+        backend=backend,
+        credential=credential,
+        fingerprint=digest,
+    )
+    return row
+
+
+def unbind_certificate(session: Session, actor: User | None, certificate: Certificate) -> None:
+    require_admin(actor)
+    certificate.active = False
+    audit.record(session, "certificate.unbound", actor=actor, fingerprint=certificate.fingerprint)
+
+
+def available_credentials(ctx: Context) -> list[CertificateChoice]:
+    """Credentials the server's own backends can list (for the admin's bind page)."""
+    choices = []
+    for name, backend in ctx.backends.items():
+        lister = getattr(backend, "available_credentials", None)
+        if lister is None:
+            continue
+        for credential in lister():
+            try:
+                subject = backend.certificate(credential).cert.subject.human_friendly
+            except EsignError:
+                continue
+            choices.append(CertificateChoice(name, credential, subject))
+    return choices
