@@ -240,9 +240,20 @@ def load_settings(
         table: _build_section(typing.get_type_hints(Settings)[table], merged[table], table, source, root)
         for table in sections
     }
+    built["database"] = _anchor_sqlite(built["database"], root)  # type: ignore[arg-type]
     settings = Settings(root=root, **built)  # type: ignore[arg-type]
     _check(settings, source)
     return settings
+
+
+def _anchor_sqlite(database: DatabaseSettings, root: Path) -> DatabaseSettings:
+    """A relative SQLite path is relative to the config file, like every other path."""
+    prefix = "sqlite:///"
+    if database.url.startswith(prefix) and not database.url.startswith(prefix + "/"):
+        rest = database.url[len(prefix):]
+        if rest and not rest.startswith(":memory:"):
+            return dataclasses.replace(database, url=prefix + str(root / rest))
+    return database
 
 
 def _check(settings: Settings, source: str) -> None:

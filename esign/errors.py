@@ -1,7 +1,10 @@
 """The error tree.
 
 Every error carries a sentence an officer can act on (``str(err)``), and an
-HTTP status where the web layer needs one. Third-party exceptions are wrapped
+HTTP status where the web layer needs one. Write the sentence as a constant
+template with ``%(name)s`` placeholders and pass the values as keywords
+(``CertificateRefused("Valid until %(end)s", end=...)``): the template is the
+translation key. Third-party exceptions are wrapped
 where they enter the project (``raise TokenUnavailable(...) from e``).
 Outcomes that are results ("this signature is invalid", "still waiting for the
 phone") are values, not exceptions.
@@ -19,10 +22,13 @@ class EsignError(Exception):
     #: short machine-readable code for JSON responses
     code = "error"
 
-    def __init__(self, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    def __init__(self, message: str, **params: object) -> None:
+        #: the sentence with %(name)s placeholders; it is also the translation key,
+        #: so the web layer can show it in Vietnamese or English
+        self.template = message
+        self.params = params
+        self.message = message % params if params else message
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message

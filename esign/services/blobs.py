@@ -29,7 +29,7 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise NotFound(f"No stored file has the name {sha256!r}")
+            raise NotFound("No stored file has the name %(name)s", name=sha256[:64])
         return self.root / sha256[:2] / sha256
 
     def write(self, data: bytes) -> str:
@@ -60,9 +60,9 @@ class BlobStore:
         try:
             data = self.path(sha256).read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(f"Stored file {sha256[:12]}… is missing from the blob store") from None
+            raise IntegrityError("Stored file %(name)s… is missing from the blob store", name=sha256[:12]) from None
         if check and sha256_hex(data) != sha256:
-            raise IntegrityError(f"Stored file {sha256[:12]}… does not match its hash")
+            raise IntegrityError("Stored file %(name)s… does not match its hash", name=sha256[:12])
         return data
 
     def names(self) -> set[str]:

@@ -53,7 +53,7 @@ class Context:
         try:
             return self.backends[name]
         except KeyError:
-            raise ConfigError(f"The signing backend {name!r} is not configured on this server") from None
+            raise ConfigError("The signing backend %(name)s is not configured on this server", name=name) from None
 
     def close(self) -> None:
         self.db.dispose()
@@ -74,5 +74,5 @@ def make_backends(settings: Settings) -> dict[str, Backend]:
         backends["agent"] = ExternalBackend("agent")
     unknown = wanted - set(backends)
     if unknown:
-        raise ConfigError(f"[signing] names unknown backends: {', '.join(sorted(unknown))}")
+        raise ConfigError("[signing] names unknown backends: %(names)s", names=", ".join(sorted(unknown)))
     return backends

@@ -91,7 +91,7 @@ def current_version(session: Session, document: Document) -> DocumentVersion:
         .limit(1)
     )
     if version is None:
-        raise IntegrityError(f"Document {document.id} has no version")
+        raise IntegrityError("Document %(id)s has no version", id=document.id)
     return version
 
 
@@ -100,7 +100,7 @@ def head_revision(session: Session, version: DocumentVersion) -> Revision:
         select(Revision).where(Revision.version_id == version.id).order_by(Revision.index.desc()).limit(1)
     )
     if revision is None:
-        raise IntegrityError(f"Version {version.id} has no revision")
+        raise IntegrityError("Version %(id)s has no revision", id=version.id)
     return revision
 
 
@@ -127,8 +127,8 @@ def append_revision(
         head = ctx.blobs.read(previous.sha256)
         if len(data) <= len(head) or not data.startswith(head):
             raise IntegrityError(
-                f"Revision {previous.index + 1} of version {version.number} does not extend revision "
-                f"{previous.index}; it was not stored"
+                "Revision %(next)s of version %(version)s does not extend revision %(index)s; it was not stored",
+                next=previous.index + 1, version=version.number, index=previous.index,
             )
     digest = blobs.store(session, ctx.blobs, data)
     revision = Revision(
@@ -202,7 +202,7 @@ def _new_document(session: Session, ctx: Context, actor: User, *, title: str, do
     if not title:
         raise DocumentError("A document needs a title")
     if len(title) > MAX_TITLE:
-        raise DocumentError(f"A title has at most {MAX_TITLE} characters")
+        raise DocumentError("A title has at most %(n)s characters", n=MAX_TITLE)
     definition = _definition(ctx)
     now = ctx.now()
     document = Document(
@@ -258,7 +258,7 @@ def _open_draft_step(session: Session, ctx: Context, document: Document, version
 def compose_document(ctx: Context, actor: User, memo: MemoInput) -> int:
     """Render a memo from the template and start its workflow; returns the document id."""
     if memo.doc_type not in DOC_TYPES:
-        raise DocumentError(f"Unknown document type {memo.doc_type!r}")
+        raise DocumentError("Unknown document type %(type)s", type=memo.doc_type)
     if not memo.body.strip():
         raise DocumentError("The memo has no text")
     with ctx.db.session() as session:
@@ -317,7 +317,7 @@ def export_pdf(ctx: Context, document_id: int) -> bytes:
     with ctx.db.session() as session:
         document = session.get(Document, document_id)
         if document is None:
-            raise NotFound(f"There is no document {document_id}")
+            raise NotFound("There is no document %(id)s", id=document_id)
         return read_revision(ctx, head_revision(session, current_version(session, document)))
 
 

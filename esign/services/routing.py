@@ -146,7 +146,7 @@ def _enter_state(
         return
     people = list(assignees) or unit_members(session, document.unit_id, spec.role)
     if not people:
-        raise WorkflowError(f"No one in this unit holds the role {spec.role!r} needed for the next step")
+        raise WorkflowError("No one in this unit holds the role %(role)s needed for the next step", role=spec.role)
     if spec.assignees == "one" and assignees:
         people = people[:1]
     for person in people:
@@ -167,7 +167,7 @@ def choose_advisers(session: Session, document: Document, usernames: Sequence[st
     for name in dict.fromkeys(usernames):
         user = session.scalar(select(User).where(User.username == name, User.unit_id == document.unit_id))
         if user is None or not user.active or "adviser" not in user.roles:
-            raise WorkflowError(f"{name!r} is not an adviser of this unit")
+            raise WorkflowError("%(name)s is not an adviser of this unit", name=name)
         people.append(user)
     return people
 
@@ -239,7 +239,7 @@ def perform_action(
     from esign.services.documents import current_version, lock_document, restart_version
 
     if action not in PLAIN_ACTIONS:
-        raise ActionNotAllowed(f"{action!r} needs a signature; use the signing page")
+        raise ActionNotAllowed("%(action)s needs a signature; use the signing page", action=action)
     with ctx.db.session() as session:
         document = lock_document(session, document_id)
         actor = session.get(User, actor.id)
@@ -271,7 +271,7 @@ def perform_action(
                 raise WorkflowError("Choose who takes the step over")
             target = session.scalar(select(User).where(User.username == assignee, User.unit_id == document.unit_id))
             if target is None or not target.active:
-                raise WorkflowError(f"{assignee!r} is not an active member of this unit")
+                raise WorkflowError("%(name)s is not an active member of this unit", name=assignee)
             spec = definition.states[instance.state]
             from_step = step or (open_steps(session, instance, instance.state) or [None])[0]
             if from_step is None:
@@ -281,7 +281,8 @@ def perform_action(
                 principal = session.get(User, from_step.principal_id or from_step.assignee_id)
             elif spec.role not in target.roles:
                 raise WorkflowError(
-                    f"{target.full_name} does not hold the role {spec.role!r}; choose an authority form to delegate"
+                    "%(name)s does not hold the role %(role)s; choose an authority form to delegate",
+                    name=target.full_name, role=spec.role,
                 )
             from_step.status, from_step.completed_at, from_step.action = "reassigned", now, action
             open_step(session, ctx, instance, version, definition, instance.state, target,

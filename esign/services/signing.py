@@ -135,7 +135,8 @@ def _choose_certificate(session: Session, ctx: Context, actor: User, document: D
         cert = sorted(mine, key=lambda c: offered.index(c.backend))[0]
     if not (cert.not_before <= now <= cert.not_after):
         raise CertificateRefused(
-            f"The certificate is not valid now (valid {cert.not_before:%d/%m/%Y} – {cert.not_after:%d/%m/%Y})"
+            "The certificate is not valid now (valid %(start)s – %(end)s)",
+            start=f"{cert.not_before:%d/%m/%Y}", end=f"{cert.not_after:%d/%m/%Y}",
         )
     return cert
 
@@ -192,7 +193,7 @@ def _fill_values(session: Session, ctx: Context, document: Document, transition:
     full = _format_number(document, int(value))
     taken = session.scalar(select(Document.id).where(Document.number == full, Document.id != document.id))
     if taken:
-        raise Conflict(f"Number {full} is already used by another document")
+        raise Conflict("Number %(number)s is already used by another document", number=full)
     values = {"number": full, "date": _format_date_line(document, today)}
     return {name: values[name] for name in transition.signature.fill if name in values}
 
@@ -212,7 +213,7 @@ def request_signature(
 ) -> SigningOutcome:
     """Prepare the actor's signature for ``action`` and ask the device to sign it."""
     if action in PLAIN_ACTIONS:
-        raise ActionNotAllowed(f"{action!r} is not signed")
+        raise ActionNotAllowed("%(action)s is not signed", action=action)
     with ctx.db.session() as session:
         if idempotency_key:
             existing = session.scalar(select(SignatureRequest).where(
@@ -231,7 +232,7 @@ def request_signature(
         if step is None:
             raise ActionNotAllowed("This step is not assigned to you")
         if transition.signature is None:
-            raise ActionNotAllowed(f"{action!r} is not signed")
+            raise ActionNotAllowed("%(action)s is not signed", action=action)
         if transition.comment == "required" and not comment.strip():
             raise CommentRequired("Write a comment: it is required for this action")
         if transition.target == "advise":
@@ -371,7 +372,7 @@ def complete_signature(ctx: Context, request_id: str, value: bytes, *, actor: Us
                 revision = session.get(Revision, request.result_revision_id)
                 return _outcome(request, revision.index if revision else None, "Already completed")
             if request.status in TERMINAL:
-                raise SigningError(f"This signature request is {request.status}; start the signature again")
+                raise SigningError("This signature request is %(status)s; start the signature again", status=request.status)
             _expire_if_due(ctx, request)
             signer = session.get(User, request.user_id)
             revision = _finish(session, ctx, request, value, document, signer)

@@ -32,7 +32,7 @@ class UserError(EsignError):
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"A password needs at least {MIN_PASSWORD} characters")
+        raise UserError("A password needs at least %(n)s characters", n=MIN_PASSWORD)
     return _hasher.hash(password)
 
 
@@ -76,7 +76,7 @@ def create_user(
     if not username or not username.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise UserError("A username uses letters, digits, dots, dashes and underscores only")
     if session.scalar(select(User).where(User.username == username)):
-        raise Conflict(f"The username {username!r} is taken")
+        raise Conflict("The username %(name)s is taken", name=username)
     _check_roles(roles)
     user = User(
         unit=unit,
@@ -96,7 +96,7 @@ def create_user(
 def _check_roles(roles: list[str] | tuple[str, ...]) -> None:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise UserError(f"Unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
+        raise UserError("Unknown role %(role)s; roles are %(roles)s", role=unknown[0], roles=", ".join(ROLES))
 
 
 def set_roles(session: Session, actor: User | None, user: User, roles: list[str] | tuple[str, ...]) -> None:
@@ -134,7 +134,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"There is no user {username!r}")
+        raise NotFound("There is no user %(name)s", name=username)
     return user
 
 
@@ -187,7 +187,7 @@ def bind_certificate(
     """
     require_admin(actor)
     if device not in DEVICES:
-        raise UserError(f"Unknown device {device!r}; devices are {', '.join(DEVICES)}")
+        raise UserError("Unknown device %(device)s; devices are %(devices)s", device=device, devices=", ".join(DEVICES))
     if (device == "seal") != isinstance(owner, Unit):
         raise UserError("The agency seal belongs to a unit; token and mobile certificates to a person")
     if bundle is None:
@@ -202,7 +202,7 @@ def bind_certificate(
             return existing
         raise Conflict("This certificate is already bound to someone else")
     if session.scalar(select(Certificate).where(Certificate.backend == backend, Certificate.credential == credential)):
-        raise Conflict(f"The credential {credential!r} of {backend!r} is already bound")
+        raise Conflict("The credential %(credential)s of %(backend)s is already bound", credential=credential, backend=backend)
     row = Certificate(
         user_id=owner.id if isinstance(owner, User) else None,
         unit_id=owner.id if isinstance(owner, Unit) else None,

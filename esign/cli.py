@@ -1,0 +1,290 @@
+"""The ``esign`` command: set-up, administration, export and the server."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from esign.errors import EsignError
+
+
+class _State:
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._settings = None
+        self._ctx = None
+
+    @property
+    def settings(self):  # type: ignore[no-untyped-def]
+        if self._settings is None:
+            from esign.config import load_settings
+
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    @property
+    def ctx(self):  # type: ignore[no-untyped-def]
+        if self._ctx is None:
+            from esign.services.context import Context
+
+            self._ctx = Context.create(self.settings)
+        return self._ctx
+
+
+pass_state = click.make_pass_decorator(_State)
+
+
+class _Group(click.Group):
+    """Turns esign's errors into one readable line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except EsignError as e:
+            click.echo(f"esign: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--config", envvar="ESIGN_CONFIG", default=None, help="Path of config.toml.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
+@click.pass_context
+def main(click_ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """esign: signing workflow for ward and commune People's Committees."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    click_ctx.obj = _State(config)
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: _State) -> None:
+    """Create or migrate the schema to the newest version (safe to repeat)."""
+    from esign.services.migrate import upgrade
+
+    upgrade(state.settings)
+    click.echo("database is up to date")
+
+
+# --- users and certificates ----------------------------------------------------------------
+
+
+@main.group("units")
+def units_group() -> None:
+    """Wards and communes."""
+
+
+@units_group.command("create")
+@click.argument("code")
+@click.argument("name")
+@click.option("--parent", default="", help='Parent agency, e.g. "ỦY BAN NHÂN DÂN QUẬN 1".')
+@click.option("--place", default="", help="Place in the date line.")
+@pass_state
+def units_create(state: _State, code: str, name: str, parent: str, place: str) -> None:
+    """Create a unit (idempotent)."""
+    from esign.services import users
+
+    with state.ctx.db.session() as session:
+        unit = users.create_unit(session, code, name, parent_name=parent, place=place)
+        click.echo(f"unit {unit.code}: {unit.name}")
+
+
+@main.group("users")
+def users_group() -> None:
+    """Users and their roles."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="Full name, as printed under the signature.")
+@click.option("--unit", "unit_code", required=True, help="Unit code.")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["officer", "adviser", "chair", "clerk", "auditor", "admin"]))
+@click.option("--title", default="", help="Job title printed in the signature block.")
+@click.option("--email", default="")
+@click.password_option(envvar="ESIGN_NEW_PASSWORD", help="Password (asked when not given).")
+@pass_state
+def users_create(state: _State, username: str, full_name: str, unit_code: str, roles: tuple[str, ...],
+                 title: str, email: str, password: str) -> None:
+    """Create a user."""
+    from sqlalchemy import select
+
+    from esign.errors import NotFound
+    from esign.models import Unit
+    from esign.services import users
+
+    with state.ctx.db.session() as session:
+        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+        if unit is None:
+            raise NotFound("There is no unit %(code)s", code=unit_code)
+        user = users.create_user(session, None, unit=unit, username=username, full_name=full_name,
+                                 password=password, roles=list(roles), title=title, email=email)
+        click.echo(f"user {user.username} ({', '.join(sorted(user.roles))})")
+
+
+@users_group.command("roles")
+@click.argument("username")
+@click.argument("roles", nargs=-1, required=True,
+                type=click.Choice(["officer", "adviser", "chair", "clerk", "auditor", "admin"]))
+@pass_state
+def users_roles(state: _State, username: str, roles: tuple[str, ...]) -> None:
+    """Replace a user's roles."""
+    from esign.services import users
+
+    with state.ctx.db.session() as session:
+        users.set_roles(session, None, users.get_user(session, username), list(roles))
+    click.echo(f"{username}: {', '.join(roles)}")
+
+
+@users_group.command("list")
+@pass_state
+def users_list(state: _State) -> None:
+    """List users with their unit, roles and certificates."""
+    from sqlalchemy import select
+
+    from esign.models import User
+
+    with state.ctx.db.session() as session:
+        for user in session.scalars(select(User).order_by(User.unit_id, User.username)):
+            certs = ", ".join(f"{c.device}:{c.backend}/{c.credential}" for c in user.certificates if c.active)
+            click.echo(f"{user.username:20} {user.unit.code:10} {','.join(sorted(user.roles)):22} "
+                       f"{user.full_name} [{certs}]")
+
+
+@main.group("certs")
+def certs_group() -> None:
+    """Certificates bound to officers and units."""
+
+
+@certs_group.command("bind")
+@click.argument("owner")
+@click.option("--device", type=click.Choice(["token", "mobile", "seal"]), required=True)
+@click.option("--backend", required=True, help="softkey, pkcs11, agent or csc.")
+@click.option("--credential", required=True, help="The backend's name for the key.")
+@click.option("--pem", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Certificate (and chain) for a device the server cannot read.")
+@pass_state
+def certs_bind(state: _State, owner: str, device: str, backend: str, credential: str, pem: Path | None) -> None:
+    """Bind a certificate to a user (OWNER = username) or, for the seal, to a unit (OWNER = unit code)."""
+    from sqlalchemy import select
+
+    from esign.errors import NotFound
+    from esign.models import Unit
+    from esign.services import users
+    from esign.signing.backend import CertificateBundle
+
+    bundle = None
+    if pem is not None:
+        certs = users.parse_certificates(pem.read_bytes())
+        bundle = CertificateBundle(cert=certs[0], chain=tuple(certs[1:]))
+    with state.ctx.db.session() as session:
+        if device == "seal":
+            target = session.scalar(select(Unit).where(Unit.code == owner))
+            if target is None:
+                raise NotFound("There is no unit %(code)s", code=owner)
+        else:
+            target = users.get_user(session, owner)
+        row = users.bind_certificate(session, state.ctx, None, owner=target, device=device, backend=backend,
+                                     credential=credential, bundle=bundle)
+        click.echo(f"bound {row.subject} ({row.fingerprint[:16]}…) as {device}")
+
+
+@certs_group.command("available")
+@pass_state
+def certs_available(state: _State) -> None:
+    """Credentials the server's own backends hold."""
+    from esign.services import users
+
+    for choice in users.available_credentials(state.ctx):
+        click.echo(f"{choice.backend}/{choice.credential}: {choice.subject}")
+
+
+# --- documents -----------------------------------------------------------------------------
+
+
+@main.command("documents")
+@pass_state
+def documents_list(state: _State) -> None:
+    """List documents with their ids and states."""
+    from esign.services import documents
+
+    rows = documents.all_documents(state.ctx)
+    if not rows:
+        click.echo("no documents")
+    for row in rows:
+        click.echo(f"{row.id:6}  {row.state:10} {row.number or '-':16} {row.title}")
+
+
+@main.command("export")
+@click.argument("document_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@pass_state
+def export(state: _State, document_id: int, file: Path) -> None:
+    """Write a document's current PDF to FILE."""
+    from esign.services import documents
+
+    data = documents.export_pdf(state.ctx, document_id)
+    file.write_bytes(data)
+    click.echo(f"wrote {file} ({len(data):,} bytes)")
+
+
+# --- demo and server -----------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--people", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Demo people (default: keys/people.toml).")
+@pass_state
+def demo(state: _State, people: Path | None) -> None:
+    """Seed the demo ward once, with one memo taken through the whole chain."""
+    from esign.services.demo import DEMO_PASSWORD, load_people, seed_demo
+
+    people = people or state.settings.root / "keys" / "people.toml"
+    created, example = seed_demo(state.ctx, people)
+    click.echo("demo ward created" if created else "demo ward already present")
+    click.echo(f"log in at {state.settings.app.base_url} with password {DEMO_PASSWORD!r} as:")
+    for person in load_people(people):
+        click.echo(f"  {person.username:20} {', '.join(person.roles):10} {person.full_name}")
+    if example:
+        click.echo(f"finished example memo: {state.settings.app.base_url}/documents/{example}")
+
+
+@main.command("serve")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@pass_state
+def serve(state: _State, host: str | None, port: int | None) -> None:
+    """Serve the app (waitress)."""
+    from waitress import serve as waitress_serve
+
+    from esign.web import create_app
+
+    app = create_app(state.settings)
+    host = host or state.settings.server.host
+    port = port or state.settings.server.port
+    click.echo(f"esign on http://{host}:{port}/")
+    waitress_serve(app, host=host, port=port, threads=state.settings.server.threads)
+
+
+def _register_optional() -> None:
+    """Commands of layers that may be absent from a partial install."""
+    try:
+        from esign.verify.commands import audit_command, verify_command
+    except ImportError:
+        return
+    main.add_command(verify_command, "verify")
+    main.add_command(audit_command, "audit")
+
+
+_register_optional()

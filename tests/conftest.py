@@ -1,0 +1,139 @@
+"""Shared fixtures: a development PKI, settings in a temporary folder, contexts on
+SQLite and on the PostgreSQL server at 127.0.0.1:5432, and the demo ward."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from esign.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("ESIGN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _load_pki_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("make_dev_pki", ROOT / "keys" / "make_dev_pki.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete development PKI, generated once per test run."""
+    out = tmp_path_factory.mktemp("pki")
+    _load_pki_module().make_dev_pki(out)
+    return out
+
+
+def make_settings(base: Path, pki: Path, database_url: str | None = None, **extra: dict[str, object]) -> Settings:
+    overrides: dict[str, dict[str, object]] = {
+        "app": {"environment": "test", "base_url": "http://127.0.0.1:5000"},
+        "database": {"url": database_url or f"sqlite:///{base / 'esign.db'}"},
+        "storage": {"blobs": str(base / "blobs"), "previews": str(base / "previews")},
+        "workflows": {"definitions": str(ROOT / "workflows")},
+        "pki": {"trust_roots": [str(pki / "root.cert.pem")], "dev_dir": str(pki)},
+        "signing": {"backends": ["softkey", "agent"]},
+    }
+    for table, values in extra.items():
+        overrides.setdefault(table, {}).update(values)
+    return load_settings(ROOT / "config.toml", env={}, overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    import psycopg
+
+    name = f"esign_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL is not reachable at {admin}: {e}")
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each service test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'esign.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, dev_pki: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, dev_pki, db_url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path, dev_pki: Path) -> Settings:
+    return make_settings(tmp_path, dev_pki)
+
+
+def _context(settings: Settings):  # type: ignore[no-untyped-def]
+    from esign.services.context import Context
+    from esign.services.migrate import upgrade
+
+    upgrade(settings)
+    return Context.create(settings)
+
+
+@pytest.fixture
+def ctx(settings: Settings):  # type: ignore[no-untyped-def]
+    """A migrated context on SQLite, then on PostgreSQL."""
+    context = _context(settings)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def sqlite_ctx(sqlite_settings: Settings):  # type: ignore[no-untyped-def]
+    context = _context(sqlite_settings)
+    yield context
+    context.close()
+
+
+DEMO_PEOPLE = ROOT / "keys" / "people.toml"
+
+
+@pytest.fixture
+def demo(ctx):  # type: ignore[no-untyped-def]
+    """The demo ward with its people and certificates, without the example memo."""
+    from esign.services.demo import seed_people
+
+    seed_people(ctx, DEMO_PEOPLE)
+    return ctx
+
+
+@pytest.fixture
+def sqlite_demo(sqlite_ctx):  # type: ignore[no-untyped-def]
+    from esign.services.demo import seed_people
+
+    seed_people(sqlite_ctx, DEMO_PEOPLE)
+    return sqlite_ctx
