@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := softhsm2 opensc poppler-utils chromium fonts-noto-core
+DEBS   := softhsm2 opensc poppler-utils libnss3-tools chromium fonts-noto-core
 PYTEST_ARGS ?=
 
 export ESIGN_SOFTKEY_PASSPHRASE ?= esign-dev

@@ -137,3 +137,63 @@ def sqlite_demo(sqlite_ctx):  # type: ignore[no-untyped-def]
 
     seed_people(sqlite_ctx, DEMO_PEOPLE)
     return sqlite_ctx
+
+
+# --- independent checks of signed PDFs ----------------------------------------------------------
+
+
+class PdfChecks:
+    """Validate a PDF with pyHanko against the development root, and with poppler's pdfsig."""
+
+    def __init__(self, root_pem: Path, workdir: Path) -> None:
+        self.root_pem = root_pem
+        self.workdir = workdir
+        self._nssdir: Path | None = None
+
+    def pyhanko(self, data: bytes) -> list[object]:
+        """pyHanko's status for every embedded signature, in file order."""
+        from io import BytesIO
+
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko_certvalidator import ValidationContext
+        from pyhanko_certvalidator.registry import SimpleTrustManager
+
+        from esign.services.users import parse_certificates
+
+        roots = parse_certificates(self.root_pem.read_bytes())
+        reader = PdfFileReader(BytesIO(data))
+        statuses = []
+        for embedded in reader.embedded_regular_signatures:
+            vc = ValidationContext(trust_manager=SimpleTrustManager.build(trust_roots=roots),
+                                   allow_fetching=False, revocation_mode="soft-fail")
+            statuses.append(validate_pdf_signature(embedded, vc))
+        return statuses
+
+    def _nss(self) -> Path:
+        import subprocess
+
+        if self._nssdir is None:
+            nss = self.workdir / "nssdb"
+            nss.mkdir(exist_ok=True)
+            subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True,
+                           capture_output=True)
+            subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "esign-dev-root", "-t", "CT,C,C",
+                            "-i", str(self.root_pem)], check=True, capture_output=True)
+            self._nssdir = nss
+        return self._nssdir
+
+    def pdfsig(self, data: bytes) -> str:
+        """pdfsig's report, with the development root trusted and no network."""
+        import subprocess
+
+        path = self.workdir / f"check-{uuid.uuid4().hex[:8]}.pdf"
+        path.write_bytes(data)
+        result = subprocess.run(["pdfsig", "-nssdir", f"sql:{self._nss()}", "-no-ocsp", str(path)],
+                                capture_output=True, text=True, timeout=60)
+        return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def pdf_checks(dev_pki: Path, tmp_path_factory: pytest.TempPathFactory) -> PdfChecks:
+    return PdfChecks(dev_pki / "root.cert.pem", tmp_path_factory.mktemp("pdfchecks"))
