@@ -1,0 +1,641 @@
+"""Deferred signing: prepare a revision, let any device sign the tbs, finish it later.
+
+:func:`prepare_signature` builds the new revision with a signature
+placeholder (filling text fields and setting the field lock in the same
+revision), computes the byte-range digest and the CMS signed attributes; their
+DER is the **tbs** a device signs. :class:`Prepared` holds nothing but bytes,
+numbers and strings, so it can be stored and finished by another process after
+a restart. :func:`finish_signature` checks the value against the certificate
+and the tbs, then embeds it: a wrong value is never embedded.
+
+Only pyHanko's asynchronous API can stop half-way; the functions here are
+synchronous wrappers that also work when called from inside an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import functools
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from asn1crypto import algos, cms, x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import layout as pdf_layout
+from pyhanko.pdf_utils.content import RawContent
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, MDPPerm, SigSeedSubFilter
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import ExternalSigner, PdfCMSSignedAttributes
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.stamp import TextStamp, TextStampStyle
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from esign.errors import CertificateRefused, InvalidPdf, SignatureValueInvalid, SigningError
+from esign.signing.backend import CertificateBundle
+from esign.signing.layout import font_file
+
+log = logging.getLogger(__name__)
+
+VN_TZ = timezone(timedelta(hours=7))
+MD_ALGORITHM = "sha256"
+STYLES = ("full", "initials", "seal")
+LOCKS = (None, "all", "all_except")
+#: headroom for a signature timestamp token (TSA certificate and chain included), in DER bytes
+TIMESTAMP_HEADROOM = 12 * 1024
+SEAL_RED = (0.78, 0.05, 0.05)
+SIGN_BLUE = (0.05, 0.15, 0.55)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StampText:
+    """What the visible stamp says: authority lines (e.g. "KT. CHỦ TỊCH"), title, name, time."""
+
+    authority: str
+    title: str
+    name: str
+    #: an aware datetime; printed in ISO 8601 with +07:00
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    """One signing step: which field, what the stamp says, certification, lock and fill."""
+
+    field: str
+    stamp: StampText
+    #: a certification signature (DocMDP P=2: form filling and signing stay allowed)
+    certify: bool = False
+    #: None, "all" (every field) or "all_except" (every field but ``lock_except``)
+    lock: str | None = None
+    lock_except: tuple[str, ...] = ()
+    #: text fields filled in the same revision as the signature
+    fill: Mapping[str, str] = field(default_factory=dict)
+    #: "full", "initials" (small stamp for advisers) or "seal" (agency seal)
+    style: str = "full"
+    reason: str = ""
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything between prepare and finish, as plain values (see :meth:`to_json`)."""
+
+    #: the new revision with a zeroed placeholder; these bytes must not change before finish
+    prepared_pdf: bytes
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+    #: DER of the CMS signed attributes: the bytes the device signs
+    tbs: bytes
+    md_algorithm: str
+    #: "rsassa_pkcs1v15" or "ecdsa"
+    mechanism: str
+    #: ISO 8601, +07:00
+    signing_time: str
+    field: str = ""
+    #: room was left for a signature timestamp
+    timestamp: bool = False
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in ("prepared_pdf", "document_digest", "tbs"):
+            data[key] = base64.b64encode(data[key]).decode("ascii")
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Prepared:
+        data = json.loads(text)
+        for key in ("prepared_pdf", "document_digest", "tbs"):
+            data[key] = base64.b64decode(data[key])
+        return cls(**data)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from code already inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def iso_time(moment: datetime) -> str:
+    """ISO 8601 in Vietnam's offset, to the second."""
+    if moment.tzinfo is None:
+        raise ValueError("signing times must be timezone-aware")
+    return moment.astimezone(VN_TZ).isoformat(timespec="seconds")
+
+
+def mechanism_of(cert: x509.Certificate) -> str:
+    algo = cert.public_key.algorithm
+    if algo == "rsa":
+        return "rsassa_pkcs1v15"
+    if algo == "ec":
+        return "ecdsa"
+    raise CertificateRefused(
+        "Certificates with %(algo)s keys cannot sign here; use an RSA or ECDSA key", algo=algo
+    )
+
+
+def _signed_digest_algorithm(mechanism: str) -> algos.SignedDigestAlgorithm:
+    name = {"rsassa_pkcs1v15": "sha256_rsa", "ecdsa": "sha256_ecdsa"}[mechanism]
+    return algos.SignedDigestAlgorithm({"algorithm": name})
+
+
+def _signature_size(cert: x509.Certificate) -> int:
+    key = cert.public_key
+    if key.algorithm == "rsa":
+        return (key.bit_size + 7) // 8
+    # DER ECDSA-Sig-Value: two integers of the curve size plus headers
+    return 2 * ((key.bit_size + 7) // 8) + 9
+
+
+def bytes_reserved(bundle: CertificateBundle, *, timestamp: bool = False) -> int:
+    """Size of the /Contents placeholder (hex digits) for this certificate and chain.
+
+    Computed from what the CMS will hold instead of pyHanko's dry run, which
+    would sign twice: certificates, issuer name, signed attributes, signature
+    value, structure; plus headroom for a timestamp token when asked.
+    """
+    certs = {c.dump() for c in (bundle.cert, *bundle.chain)}
+    der = sum(len(c) for c in certs)
+    der += 2 * len(bundle.cert.issuer.dump()) + _signature_size(bundle.cert)
+    der += 2048  # signed attributes (content type, digest, signing certificate v2) and CMS framing
+    der += (
+        der // 10
+    )  # margin: a wrong guess here costs a failed signature, a larger one costs nothing
+    if timestamp:
+        der += TIMESTAMP_HEADROOM
+    hex_len = 2 * der
+    return (hex_len + 1023) // 1024 * 1024
+
+
+def check_certificate(bundle: CertificateBundle, at: datetime) -> None:
+    """Refuse a certificate that is not valid at ``at`` or may not sign documents."""
+    cert = bundle.cert
+    validity = cert["tbs_certificate"]["validity"]
+    start, end = validity["not_before"].native, validity["not_after"].native
+    subject = cert.subject.human_friendly
+    if at.tzinfo is None:
+        raise ValueError("check_certificate needs a timezone-aware time")
+    if at < start:
+        raise CertificateRefused(
+            "The certificate of %(subject)s is not valid yet: it is valid from %(start)s",
+            subject=subject,
+            start=iso_time(start),
+        )
+    if at > end:
+        raise CertificateRefused(
+            "The certificate of %(subject)s expired on %(end)s; ask for a new certificate",
+            subject=subject,
+            end=iso_time(end),
+        )
+    usage = cert.key_usage_value
+    if usage is not None and not ({"digital_signature", "non_repudiation"} & set(usage.native)):
+        raise CertificateRefused(
+            "The certificate of %(subject)s may not be used to sign documents", subject=subject
+        )
+    mechanism_of(cert)
+
+
+def _public_key(cert: x509.Certificate) -> Any:
+    return serialization.load_der_public_key(cert.public_key.dump())
+
+
+def verify_value(cert: x509.Certificate, tbs: bytes, value: bytes) -> bytes:
+    """Check a signature value over ``tbs``; returns it in CMS form (DER for ECDSA).
+
+    ECDSA devices (PKCS#11 CKM_ECDSA) often return r||s; that form is accepted
+    and converted.
+    """
+    key = _public_key(cert)
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, tbs, padding.PKCS1v15(), hashes.SHA256())
+            return value
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            size = (key.curve.key_size + 7) // 8
+            candidates = [value]
+            if len(value) == 2 * size:
+                r, s = int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+                candidates.insert(0, encode_dss_signature(r, s))
+            for candidate in candidates:
+                try:
+                    key.verify(candidate, tbs, ec.ECDSA(hashes.SHA256()))
+                    return candidate
+                except (InvalidSignature, ValueError):
+                    continue
+            raise InvalidSignature()
+    except (InvalidSignature, ValueError) as e:
+        raise SignatureValueInvalid(
+            "The signature returned by the signing device does not match the certificate of "
+            "%(subject)s; nothing was signed. Check that the device holds this certificate and sign again",
+            subject=cert.subject.human_friendly,
+        ) from e
+    raise SignatureValueInvalid("This kind of key cannot be checked; nothing was signed")
+
+
+# --- appearance --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _font_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@dataclass(frozen=True)
+class _FontFactory(GlyphAccumulatorFactory):
+    """pyHanko's factory, reading the font from memory.
+
+    The stock factory opens the font file for every stamp and never closes it
+    (a ResourceWarning per signature); the bytes are cached here instead.
+    """
+
+    def create_font_engine(self, writer: Any, obj_stream: Any = None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=io.BytesIO(_font_bytes(self.font_file)),
+            font_size=self.font_size,
+            ot_script_tag=self.ot_script_tag,
+            ot_language_tag=self.ot_language_tag,
+            writing_direction=self.writing_direction,
+            bcp47_lang_code=self.bcp47_lang_code,
+            obj_stream=obj_stream,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _font(face: str, size: int) -> GlyphAccumulatorFactory:
+    # Noto Serif has unitsPerEm 1000, which pyHanko 0.38 assumes; other fonts need rescaling first
+    return _FontFactory(str(font_file(face)), font_size=size)
+
+
+def _ellipse(w: float, h: float, inset: float) -> bytes:
+    """Path of an ellipse inside a w×h box (four Bézier arcs)."""
+    k = 0.5523
+    rx, ry = w / 2 - inset, h / 2 - inset
+    cx, cy = w / 2, h / 2
+    return (
+        b"%g %g m " % (cx + rx, cy)
+        + b"%g %g %g %g %g %g c " % (cx + rx, cy + k * ry, cx + k * rx, cy + ry, cx, cy + ry)
+        + b"%g %g %g %g %g %g c " % (cx - k * rx, cy + ry, cx - rx, cy + k * ry, cx - rx, cy)
+        + b"%g %g %g %g %g %g c " % (cx - rx, cy - k * ry, cx - k * rx, cy - ry, cx, cy - ry)
+        + b"%g %g %g %g %g %g c h S" % (cx + k * rx, cy - ry, cx + rx, cy - k * ry, cx + rx, cy)
+    )
+
+
+def _halves(text: str) -> list[str]:
+    """Split a long name into two lines at the space nearest the middle (it must fit a circle)."""
+    words = text.split()
+    if len(text) <= 14 or len(words) < 2:
+        return [text]
+    best = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(text) / 2))
+    return [" ".join(words[:best]), " ".join(words[best:])]
+
+
+def stamp_lines(stamp: StampText, style: str) -> str:
+    """The stamp's text, in Vietnamese."""
+    when = iso_time(stamp.signed_at)
+    if style == "seal":
+        return "\n".join([*_halves(stamp.name.upper()), "ĐÃ KÝ SỐ", when])
+    lines = [ln.strip() for ln in stamp.authority.split("\n") if ln.strip()]
+    if style == "initials":
+        return "\n".join([f"Ký bởi: {stamp.name}", *([stamp.title] if stamp.title else []), when])
+    if stamp.title:
+        lines.append(stamp.title)
+    lines += [f"Ký bởi: {stamp.name}", f"Thời gian ký: {when}"]
+    return "\n".join(lines)
+
+
+def stamp_style(style: str, box: tuple[float, float]) -> TextStampStyle:
+    """pyHanko stamp style for a field of ``box`` (width, height) points."""
+    mid = pdf_layout.AxisAlignment.ALIGN_MID
+    if style == "seal":
+        w, h = box
+        ring = RawContent(
+            b"q %g %g %g RG 2 w %s 0.8 w %s Q" % (*SEAL_RED, _ellipse(w, h, 2), _ellipse(w, h, 6)),
+            box=pdf_layout.BoxConstraints(width=w, height=h),
+        )
+        return TextStampStyle(
+            stamp_text="%(stamp)s",
+            text_box_style=TextBoxStyle(
+                font=_font("Bold", 8), font_size=8, leading=10, text_color=SEAL_RED
+            ),
+            border_width=0,
+            background=ring,
+            background_opacity=1.0,
+            background_layout=pdf_layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=pdf_layout.Margins()
+            ),
+            inner_content_layout=pdf_layout.SimpleBoxLayoutRule(
+                x_align=mid,
+                y_align=mid,
+                margins=pdf_layout.Margins(w * 0.1, w * 0.1, h * 0.22, h * 0.22),
+            ),
+        )
+    size = 8 if style == "initials" else 10
+    return TextStampStyle(
+        stamp_text="%(stamp)s",
+        text_box_style=TextBoxStyle(
+            font=_font("Regular", size), font_size=size, leading=size + 2, text_color=SIGN_BLUE
+        ),
+        border_width=1,
+        border_color=SIGN_BLUE,
+        inner_content_layout=pdf_layout.SimpleBoxLayoutRule(
+            x_align=mid, y_align=mid, margins=pdf_layout.Margins.uniform(3)
+        ),
+    )
+
+
+def _text_field_appearance(
+    writer: IncrementalPdfFileWriter, value: str, box: tuple[float, float]
+) -> generic.IndirectObject:
+    """An opaque appearance, so the printed placeholder under the field disappears."""
+    w, h = box
+    mid = pdf_layout.AxisAlignment.ALIGN_MID
+    style = TextStampStyle(
+        stamp_text="%(value)s",
+        text_box_style=TextBoxStyle(font=_font("Regular", 12), font_size=12, leading=12),
+        border_width=0,
+        background=RawContent(
+            b"1 g 0 0 %g %g re f" % (w, h), box=pdf_layout.BoxConstraints(width=w, height=h)
+        ),
+        background_opacity=1.0,
+        background_layout=pdf_layout.SimpleBoxLayoutRule(
+            x_align=mid, y_align=mid, margins=pdf_layout.Margins()
+        ),
+        inner_content_layout=pdf_layout.SimpleBoxLayoutRule(
+            x_align=mid, y_align=mid, margins=pdf_layout.Margins()
+        ),
+    )
+    stamp = TextStamp(
+        writer,
+        style,
+        text_params={"value": value},
+        box=pdf_layout.BoxConstraints(width=w, height=h),
+    )
+    return stamp.register()
+
+
+# --- fields --------------------------------------------------------------------------------------
+
+
+def _fields(writer: IncrementalPdfFileWriter) -> dict[str, generic.IndirectObject]:
+    """Terminal form fields by name (esign creates flat, top-level fields)."""
+    try:
+        form = writer.root["/AcroForm"]
+        refs = form["/Fields"]
+    except KeyError:
+        return {}
+    out = {}
+    for ref in refs:
+        obj = ref.get_object()
+        if "/T" in obj:
+            out[str(obj["/T"])] = ref
+    return out
+
+
+def _rect_size(obj: generic.DictionaryObject) -> tuple[float, float]:
+    x1, y1, x2, y2 = (float(v) for v in obj["/Rect"])
+    return abs(x2 - x1), abs(y2 - y1)
+
+
+def _fill(
+    writer: IncrementalPdfFileWriter,
+    fields: dict[str, generic.IndirectObject],
+    values: Mapping[str, str],
+) -> None:
+    for name, value in values.items():
+        ref = fields.get(name)
+        obj = ref.get_object() if ref is not None else None
+        if obj is None or obj.get("/FT") != "/Tx":
+            raise SigningError("The document has no text field %(name)s to fill", name=name)
+        obj[pdf_name("/V")] = pdf_string(value)
+        obj[pdf_name("/AP")] = generic.DictionaryObject(
+            {pdf_name("/N"): _text_field_appearance(writer, value, _rect_size(obj))}
+        )
+        writer.mark_update(ref)
+
+
+def _check_lock(fields: dict[str, generic.IndirectObject], spec: SignatureSpec) -> None:
+    """The field's /Lock (written in revision 0) must agree with the step's lock.
+
+    pyHanko applies the field's lock when it signs; a lock cannot be added now
+    because validators treat a new /Lock after the certification as a violation.
+    """
+    obj = fields[spec.field].get_object()
+    raw = obj.get("/Lock")
+    if spec.lock is None:
+        return
+    if raw is None:
+        raise SigningError(
+            "The signature field %(field)s cannot lock the document: it was prepared "
+            "without a lock. Start a new version of the document",
+            field=spec.field,
+        )
+    lock = FieldMDPSpec.from_pdf_object(raw.get_object())
+    if spec.lock == "all":
+        agrees = lock.action == FieldMDPAction.ALL
+    else:
+        open_fields = set(spec.lock_except)
+        agrees = (
+            lock.action == FieldMDPAction.INCLUDE and not open_fields & set(lock.fields or ())
+        ) or (lock.action == FieldMDPAction.EXCLUDE and open_fields <= set(lock.fields or ()))
+    if not agrees:
+        raise SigningError(
+            "The lock of signature field %(field)s does not match this step; the document "
+            "was prepared for another workflow",
+            field=spec.field,
+        )
+
+
+def _validate_spec(spec: SignatureSpec) -> None:
+    if spec.style not in STYLES:
+        raise ValueError(f"stamp style {spec.style!r}: expected one of {STYLES}")
+    if spec.lock not in LOCKS:
+        raise ValueError(f"lock {spec.lock!r}: expected one of {LOCKS}")
+    if spec.stamp.signed_at.tzinfo is None:
+        raise ValueError("StampText.signed_at must be timezone-aware")
+
+
+# --- prepare and finish --------------------------------------------------------------------------
+
+
+def prepare_signature(
+    pdf: bytes, spec: SignatureSpec, bundle: CertificateBundle, *, timestamp: bool = False
+) -> Prepared:
+    """Build the next revision with a placeholder for ``bundle``'s signature; returns its tbs."""
+    return _run(_prepare(pdf, spec, bundle, timestamp))
+
+
+async def _prepare(
+    pdf: bytes, spec: SignatureSpec, bundle: CertificateBundle, timestamp: bool
+) -> Prepared:
+    _validate_spec(spec)
+    mechanism = mechanism_of(bundle.cert)
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    except (PdfError, ValueError) as e:
+        raise InvalidPdf("This PDF is damaged or incomplete and cannot be signed") from e
+    fields = _fields(writer)
+    target = fields.get(spec.field)
+    if target is None or target.get_object().get("/FT") != "/Sig":
+        raise SigningError(
+            "The document has no signature field %(field)s; it was not prepared for this workflow",
+            field=spec.field,
+        )
+    if "/V" in target.get_object():
+        raise SigningError("The signature field %(field)s is already signed", field=spec.field)
+    _fill(writer, fields, spec.fill)
+    _check_lock(fields, spec)
+
+    signer = ExternalSigner(
+        signing_cert=bundle.cert,
+        cert_registry=SimpleCertificateStore.from_certs([bundle.cert, *bundle.chain]),
+        signature_value=_signature_size(bundle.cert),
+        signature_mechanism=_signed_digest_algorithm(mechanism),
+    )
+    meta = PdfSignatureMetadata(
+        field_name=spec.field,
+        md_algorithm=MD_ALGORITHM,
+        subfilter=SigSeedSubFilter.PADES,
+        certify=spec.certify,
+        docmdp_permissions=MDPPerm.FILL_FORMS,
+        reason=spec.reason or None,
+        location=spec.location or None,
+        name=spec.stamp.name or None,
+    )
+    box = _rect_size(target.get_object())
+    pdf_signer = PdfSigner(meta, signer, stamp_style=stamp_style(spec.style, box))
+    signed_at = spec.stamp.signed_at.astimezone(VN_TZ)
+    try:
+        session = pdf_signer.init_signing_session(writer, existing_fields_only=True)
+        # the stamp, /M and the signed attributes must all show the step's time
+        session.system_time = signed_at
+        validation_info = await session.perform_presign_validation(writer)
+        tbs_document = session.prepare_tbs_document(
+            validation_info=validation_info,
+            bytes_reserved=bytes_reserved(bundle, timestamp=timestamp),
+            appearance_text_params={"stamp": stamp_lines(spec.stamp, spec.style)},
+        )
+        digest, output = tbs_document.digest_tbs_document(output=io.BytesIO())
+        signed_attrs = await signer.signed_attrs(
+            digest.document_digest,
+            MD_ALGORITHM,
+            attr_settings=PdfCMSSignedAttributes(signing_time=signed_at),
+            use_pades=True,
+        )
+    except PyHankoSigningError as e:
+        raise SigningError(
+            "The document cannot take this signature: %(reason)s", reason=getattr(e, "msg", str(e))
+        ) from e
+    output.seek(0)
+    return Prepared(
+        prepared_pdf=output.read(),
+        document_digest=digest.document_digest,
+        reserved_start=digest.reserved_region_start,
+        reserved_end=digest.reserved_region_end,
+        tbs=signed_attrs.dump(),
+        md_algorithm=MD_ALGORITHM,
+        mechanism=mechanism,
+        signing_time=iso_time(signed_at),
+        field=spec.field,
+        timestamp=timestamp,
+    )
+
+
+def _message_digest(signed_attrs: cms.CMSAttributes) -> bytes | None:
+    for attr in signed_attrs:
+        if attr["type"].native == "message_digest":
+            return attr["values"][0].native
+    return None
+
+
+def finish_signature(
+    prepared: Prepared,
+    signature_value: bytes,
+    bundle: CertificateBundle,
+    *,
+    timestamper: TimeStamper | None = None,
+) -> bytes:
+    """Check ``signature_value``, embed it and return the complete new revision."""
+    return _run(_finish(prepared, signature_value, bundle, timestamper))
+
+
+async def _finish(
+    prepared: Prepared, value: bytes, bundle: CertificateBundle, timestamper: TimeStamper | None
+) -> bytes:
+    data = prepared.prepared_pdf
+    start, end = prepared.reserved_start, prepared.reserved_end
+    if not data or not 0 < start < end <= len(data):
+        raise SigningError("The prepared document is missing; start the signature again")
+    # the device signed a digest of these bytes: any change means another document
+    hasher = hashlib.sha256()
+    hasher.update(memoryview(data)[:start])
+    hasher.update(memoryview(data)[end:])
+    if hasher.digest() != prepared.document_digest:
+        raise SigningError(
+            "The prepared document changed after it was prepared; start the signature again"
+        )
+    try:
+        signed_attrs = cms.CMSAttributes.load(prepared.tbs)
+        attrs_digest = _message_digest(signed_attrs)
+    except ValueError as e:
+        raise SigningError(
+            "The prepared signature data is damaged; start the signature again"
+        ) from e
+    if attrs_digest != prepared.document_digest:
+        raise SigningError(
+            "The prepared signature data does not belong to this document; start again"
+        )
+    value = verify_value(bundle.cert, prepared.tbs, value)
+    signer = ExternalSigner(
+        signing_cert=bundle.cert,
+        cert_registry=SimpleCertificateStore.from_certs([bundle.cert, *bundle.chain]),
+        signature_value=value,
+        signature_mechanism=_signed_digest_algorithm(prepared.mechanism),
+    )
+    signature_cms = await signer.async_sign_prescribed_attributes(
+        prepared.md_algorithm, signed_attrs, timestamper=timestamper
+    )
+    output = io.BytesIO(data)
+    digest = PreparedByteRangeDigest(
+        document_digest=prepared.document_digest,
+        reserved_region_start=start,
+        reserved_region_end=end,
+    )
+    try:
+        digest.fill_with_cms(output, signature_cms)
+    except PyHankoSigningError as e:
+        raise SigningError(
+            "The signature is larger than the room prepared for it; start the signature again"
+        ) from e
+    return output.getvalue()
