@@ -56,7 +56,10 @@ CA_FILES = ("root", "gov-ca", "public-ca", "tsa", "gov-ocsp", "public-ocsp")
 
 ROOT_VALIDITY = {"valid-from": "2024-01-01T00:00:00+0000", "valid-to": "2044-01-01T00:00:00+0000"}
 CA_VALIDITY = {"valid-from": "2024-01-01T00:00:00+0000", "valid-to": "2039-01-01T00:00:00+0000"}
-SERVICE_VALIDITY = {"valid-from": "2024-01-01T00:00:00+0000", "valid-to": "2034-01-01T00:00:00+0000"}
+SERVICE_VALIDITY = {
+    "valid-from": "2024-01-01T00:00:00+0000",
+    "valid-to": "2034-01-01T00:00:00+0000",
+}
 SIGNER_VALIDITY = {"valid-from": "2025-01-01T00:00:00+0000", "valid-to": "2030-01-01T00:00:00+0000"}
 DEV_ORG = "esign development PKI"
 
@@ -91,18 +94,25 @@ def _ensure_key(path: Path, kind: str) -> None:
 
 
 def _key_usage(*usages: str) -> dict[str, Any]:
-    return {"id": "key_usage", "critical": True,
-            "smart-value": {"schema": "key-usage", "params": list(usages)}}
+    return {
+        "id": "key_usage",
+        "critical": True,
+        "smart-value": {"schema": "key-usage", "params": list(usages)},
+    }
 
 
 def _crl_dp(repo: str) -> dict[str, Any]:
-    return {"id": "crl_distribution_points",
-            "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": [repo]}}}
+    return {
+        "id": "crl_distribution_points",
+        "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": [repo]}},
+    }
 
 
 def _aia_ocsp(responder: str) -> dict[str, Any]:
-    return {"id": "authority_information_access",
-            "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": [responder]}}}
+    return {
+        "id": "authority_information_access",
+        "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": [responder]}},
+    }
 
 
 def load_people(path: Path) -> dict[str, Any]:
@@ -117,30 +127,36 @@ def signers(people: dict[str, Any]) -> list[dict[str, Any]]:
     for person in people.get("people", []):
         for device in person.get("devices", []):
             if device not in DEVICE_CA:
-                raise SystemExit(f"{person['username']}: unknown device {device!r} (token or mobile)")
-            out.append({
-                "name": f"{person['username']}-{device}",
-                "device": device,
-                "issuer": DEVICE_CA[device],
-                "entity": {
-                    "common-name": person["full_name"],
-                    "title": person.get("title", ""),
-                    "organization-name": agency["name"],
-                    "locality-name": agency.get("locality", ""),
-                    "country-name": "VN",
-                },
-            })
-    out.append({
-        "name": agency["credential"],
-        "device": "seal",
-        "issuer": "gov-ca",
-        "entity": {
-            "common-name": agency["name"],
-            "organization-name": agency["name"],
-            "locality-name": agency.get("locality", ""),
-            "country-name": "VN",
-        },
-    })
+                raise SystemExit(
+                    f"{person['username']}: unknown device {device!r} (token or mobile)"
+                )
+            out.append(
+                {
+                    "name": f"{person['username']}-{device}",
+                    "device": device,
+                    "issuer": DEVICE_CA[device],
+                    "entity": {
+                        "common-name": person["full_name"],
+                        "title": person.get("title", ""),
+                        "organization-name": agency["name"],
+                        "locality-name": agency.get("locality", ""),
+                        "country-name": "VN",
+                    },
+                }
+            )
+    out.append(
+        {
+            "name": agency["credential"],
+            "device": "seal",
+            "issuer": "gov-ca",
+            "entity": {
+                "common-name": agency["name"],
+                "organization-name": agency["name"],
+                "locality-name": agency.get("locality", ""),
+                "country-name": "VN",
+            },
+        }
+    )
     return out
 
 
@@ -149,42 +165,81 @@ def architecture(people: dict[str, Any], port: int) -> dict[str, Any]:
     issued = signers(people)
     key_labels = list(CA_FILES) + [s["name"] for s in issued]
     entities: dict[str, Any] = {
-        "root": {"common-name": "Root CA (dev) standing in for the national root",
-                 "organization-name": DEV_ORG, "country-name": "VN"},
-        "gov-ca": {"common-name": "Government specialised CA (dev)", "organization-name": DEV_ORG,
-                   "country-name": "VN"},
-        "public-ca": {"common-name": "Public CA for mobile certificates (dev)", "organization-name": DEV_ORG,
-                      "country-name": "VN"},
-        "tsa": {"common-name": "Time stamping authority (dev)", "organization-name": DEV_ORG,
-                "country-name": "VN"},
-        "gov-ocsp": {"common-name": "OCSP responder, government specialised CA (dev)",
-                     "organization-name": DEV_ORG, "country-name": "VN"},
-        "public-ocsp": {"common-name": "OCSP responder, public CA (dev)", "organization-name": DEV_ORG,
-                        "country-name": "VN"},
+        "root": {
+            "common-name": "Root CA (dev) standing in for the national root",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
+        "gov-ca": {
+            "common-name": "Government specialised CA (dev)",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
+        "public-ca": {
+            "common-name": "Public CA for mobile certificates (dev)",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
+        "tsa": {
+            "common-name": "Time stamping authority (dev)",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
+        "gov-ocsp": {
+            "common-name": "OCSP responder, government specialised CA (dev)",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
+        "public-ocsp": {
+            "common-name": "OCSP responder, public CA (dev)",
+            "organization-name": DEV_ORG,
+            "country-name": "VN",
+        },
     }
     for s in issued:
         entities[s["name"]] = {k: v for k, v in s["entity"].items() if v}
 
     ca_exts = [
-        {"id": "basic_constraints", "critical": True, "value": {"ca": True, "path-len-constraint": 0}},
+        {
+            "id": "basic_constraints",
+            "critical": True,
+            "value": {"ca": True, "path-len-constraint": 0},
+        },
         _key_usage("digital_signature", "key_cert_sign", "crl_sign"),
         _crl_dp("root"),
     ]
     certs: dict[str, Any] = {
         "root": {
-            "subject": "root", "subject-key": "root", "issuer": "root", "authority-key": "root",
-            "serial": 1, "validity": ROOT_VALIDITY,
+            "subject": "root",
+            "subject-key": "root",
+            "issuer": "root",
+            "authority-key": "root",
+            "serial": 1,
+            "validity": ROOT_VALIDITY,
             "extensions": [
                 {"id": "basic_constraints", "critical": True, "value": {"ca": True}},
                 _key_usage("digital_signature", "key_cert_sign", "crl_sign"),
             ],
         },
-        "gov-ca": {"subject": "gov-ca", "issuer": "root", "serial": 2, "validity": CA_VALIDITY,
-                   "extensions": ca_exts},
-        "public-ca": {"subject": "public-ca", "issuer": "root", "serial": 3, "validity": CA_VALIDITY,
-                      "extensions": ca_exts},
+        "gov-ca": {
+            "subject": "gov-ca",
+            "issuer": "root",
+            "serial": 2,
+            "validity": CA_VALIDITY,
+            "extensions": ca_exts,
+        },
+        "public-ca": {
+            "subject": "public-ca",
+            "issuer": "root",
+            "serial": 3,
+            "validity": CA_VALIDITY,
+            "extensions": ca_exts,
+        },
         "tsa": {
-            "subject": "tsa", "issuer": "root", "serial": 4, "validity": SERVICE_VALIDITY,
+            "subject": "tsa",
+            "issuer": "root",
+            "serial": 4,
+            "validity": SERVICE_VALIDITY,
             "extensions": [
                 _key_usage("digital_signature"),
                 {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
@@ -194,7 +249,10 @@ def architecture(people: dict[str, Any], port: int) -> dict[str, Any]:
     }
     for ca in ("gov", "public"):
         certs[f"{ca}-ocsp"] = {
-            "subject": f"{ca}-ocsp", "issuer": f"{ca}-ca", "serial": 2, "validity": SERVICE_VALIDITY,
+            "subject": f"{ca}-ocsp",
+            "issuer": f"{ca}-ca",
+            "serial": 2,
+            "validity": SERVICE_VALIDITY,
             "extensions": [
                 _key_usage("digital_signature"),
                 {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
@@ -206,7 +264,9 @@ def architecture(people: dict[str, Any], port: int) -> dict[str, Any]:
     for s in issued:
         issuer = s["issuer"]
         certs[s["name"]] = {
-            "subject": s["name"], "issuer": issuer, "serial": next_serial[issuer],
+            "subject": s["name"],
+            "issuer": issuer,
+            "serial": next_serial[issuer],
             "validity": SIGNER_VALIDITY,
             "extensions": [
                 _key_usage("digital_signature", "non_repudiation"),
@@ -231,16 +291,33 @@ def architecture(people: dict[str, Any], port: int) -> dict[str, Any]:
                 "certs": certs,
                 "services": {
                     "ocsp": {
-                        "gov-ca": {"for-issuer": "gov-ca", "responder-cert": "gov-ocsp", "signing-key": "gov-ocsp"},
-                        "public-ca": {"for-issuer": "public-ca", "responder-cert": "public-ocsp",
-                                      "signing-key": "public-ocsp"},
+                        "gov-ca": {
+                            "for-issuer": "gov-ca",
+                            "responder-cert": "gov-ocsp",
+                            "signing-key": "gov-ocsp",
+                        },
+                        "public-ca": {
+                            "for-issuer": "public-ca",
+                            "responder-cert": "public-ocsp",
+                            "signing-key": "public-ocsp",
+                        },
                     },
                     "crl-repo": {
-                        "root": {"for-issuer": "root", "signing-key": "root", "simulated-update-schedule": "P90D"},
-                        "gov-ca": {"for-issuer": "gov-ca", "signing-key": "gov-ca",
-                                   "simulated-update-schedule": "P7D"},
-                        "public-ca": {"for-issuer": "public-ca", "signing-key": "public-ca",
-                                      "simulated-update-schedule": "P7D"},
+                        "root": {
+                            "for-issuer": "root",
+                            "signing-key": "root",
+                            "simulated-update-schedule": "P90D",
+                        },
+                        "gov-ca": {
+                            "for-issuer": "gov-ca",
+                            "signing-key": "gov-ca",
+                            "simulated-update-schedule": "P7D",
+                        },
+                        "public-ca": {
+                            "for-issuer": "public-ca",
+                            "signing-key": "public-ca",
+                            "simulated-update-schedule": "P7D",
+                        },
                     },
                     "cert-repo": {
                         "root": {"for-issuer": "root", "publish-issued-certs": True},
@@ -263,12 +340,20 @@ def _p12_matches(path: Path, cert_der: bytes, key_der: bytes, secret: bytes) -> 
         return False  # another passphrase, or damaged: write it again
     if key is None or cert is None:
         return False
-    return (cert.public_bytes(serialization.Encoding.DER) == cert_der
-            and key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()) == key_der)
+    return (
+        cert.public_bytes(serialization.Encoding.DER) == cert_der
+        and key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        == key_der
+    )
 
 
-def make_dev_pki(outdir: Path | str, port: int = DEFAULT_PORT, people_file: Path | None = None) -> Path:
+def make_dev_pki(
+    outdir: Path | str, port: int = DEFAULT_PORT, people_file: Path | None = None
+) -> Path:
     """Create (or bring up to date) the development PKI in ``outdir``; returns ``outdir``."""
     from certomancer.registry import CertomancerConfig
 
@@ -285,7 +370,8 @@ def make_dev_pki(outdir: Path | str, port: int = DEFAULT_PORT, people_file: Path
 
     config_path = outdir / "certomancer.yml"
     text = "# Generated by keys/make_dev_pki.py; edit keys/people.toml instead.\n" + yaml.safe_dump(
-        architecture(people, port), allow_unicode=True, sort_keys=False)
+        architecture(people, port), allow_unicode=True, sort_keys=False
+    )
     _write_if_changed(config_path, text.encode("utf-8"))
 
     arch = CertomancerConfig.from_file(str(config_path)).get_pki_arch(ARCH)
@@ -325,21 +411,35 @@ def make_dev_pki(outdir: Path | str, port: int = DEFAULT_PORT, people_file: Path
             for p in people.get("people", [])
         ],
     }
-    _write_if_changed(outdir / "people.json",
-                      (json.dumps(description, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    _write_if_changed(
+        outdir / "people.json",
+        (json.dumps(description, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+    )
     return outdir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Create the esign development PKI (development only).")
-    parser.add_argument("outdir", type=Path, help="where keys, certificates and PKCS#12 files go (keys/dev)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="port of `certomancer animate` written into the certificates' URLs")
-    parser.add_argument("--people", type=Path, default=DEFAULT_PEOPLE, help="the demo people (TOML)")
+    parser = argparse.ArgumentParser(
+        description="Create the esign development PKI (development only)."
+    )
+    parser.add_argument(
+        "outdir", type=Path, help="where keys, certificates and PKCS#12 files go (keys/dev)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port of `certomancer animate` written into the certificates' URLs",
+    )
+    parser.add_argument(
+        "--people", type=Path, default=DEFAULT_PEOPLE, help="the demo people (TOML)"
+    )
     args = parser.parse_args(argv)
     out = make_dev_pki(args.outdir, args.port, args.people)
-    print(f"development PKI ready in {out} (serve it: certomancer --config {out / 'certomancer.yml'} "
-          f"animate --port {args.port})")
+    print(
+        f"development PKI ready in {out} (serve it: certomancer --config {out / 'certomancer.yml'} "
+        f"animate --port {args.port})"
+    )
     return 0
 
 
