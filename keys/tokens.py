@@ -195,6 +195,7 @@ def provision_tokens(
     }
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "_import"],
+        check=False,
         input=json.dumps(job),
         env=env,
         capture_output=True,
