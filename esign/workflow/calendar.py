@@ -10,7 +10,9 @@ A deadline is the earliest moment at which that much working time has passed:
 - ``add_working_days(start, n)``: n whole working days of working time, i.e.
   the same time of day n working days later (Mon 10:00 + 1 = Tue 10:00); a
   start before opening or after closing counts whole days, ending at closing
-  time (Mon 18:00 + 1 = Tue 17:00; Sat 09:00 + 1 = Mon 17:00).
+  time (Mon 18:00 + 1 = Tue 17:00; Sat 09:00 + 1 = Mon 17:00), and a start in
+  the lunch break ends before lunch (Mon 12:00 + 1 = Tue 11:30): the due time is
+  always the earliest moment the working time has passed.
 
 Results are aware datetimes in the calendar's zone; ``start`` may be in any
 zone (UTC from the database) but must be aware.
