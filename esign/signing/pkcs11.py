@@ -14,9 +14,11 @@ Hazards this module is built around (see PYHANKO-NOTES.md):
   provisioned) is found by re-initialising the library, which closes every
   session of the process, so it waits until no operation runs;
 - the login state belongs to the process and the token: a second login on the
-  same token fails with UserAlreadyLoggedIn, and a session per thread crashed
-  SoftHSM. Operations on one token are therefore serialised by a lock, and
-  each one opens its own session and always closes (and so logs out) again.
+  same token fails with UserAlreadyLoggedIn; and python-pkcs11 initialises the
+  library for single-threaded use, so concurrent calls, even on different
+  tokens, crash SoftHSM. Every call into one module is therefore serialised by
+  one lock, and each operation opens its own session and always closes (and
+  so logs out) again.
 
 Signing uses pyHanko's choice of PKCS#11 mechanism
 (:func:`pyhanko.sign.pkcs11.select_pkcs11_signing_params`): RSA PKCS#1 v1.5
@@ -117,57 +119,23 @@ def _is_ca(cert: x509.Certificate) -> bool:
 # --- one loaded library per process ---------------------------------------------------
 
 
-class _Gate:
-    """Many operations at once, or one rescan alone (a readers-writer lock)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self._rescanning = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._rescanning:
-                self._cond.wait()
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._rescanning or self._active:
-                self._cond.wait()
-            self._rescanning = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._rescanning = False
-                self._cond.notify_all()
-
-
 class _Module:
-    """A PKCS#11 library loaded in this process, with a lock per token."""
+    """A PKCS#11 library loaded in this process, used by one thread at a time.
+
+    python-pkcs11 initialises the library with ``C_Initialize(NULL)``, which by
+    the PKCS#11 standard promises the library that no two threads call it at
+    once; SoftHSM then runs without its mutexes. Concurrent calls, even on
+    different tokens, failed with CKR_GENERAL_ERROR or crashed the process in
+    testing, so every call into one module goes through one lock. Operations
+    are short (a login, a lookup, one signature), so the wait is too.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lib = pkcs11.lib(path)
-        self.gate = _Gate()
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self.lock = threading.RLock()
         self._mechanisms: dict[str, frozenset[Any]] = {}
-        self._generation = 0
         self._last_rescan = 0.0
-
-    def token_lock(self, label: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(label, threading.Lock())
 
     def lookup(self, label: str) -> Any | None:
         try:
@@ -185,34 +153,28 @@ class _Module:
             self._mechanisms[token.label] = cached
         return cached
 
-    def rescan(self, seen_generation: int) -> None:
-        """Re-initialise the library so that it sees tokens plugged in since."""
-        with self.gate.exclusive():
-            if self._generation != seen_generation:
-                return  # another thread rescanned meanwhile
-            if time.monotonic() - self._last_rescan < RESCAN_INTERVAL:
-                return
-            try:
-                self.lib.reinitialize()
-            finally:
-                self._last_rescan = time.monotonic()
-                self._generation += 1
-                self._mechanisms.clear()
+    def rescan(self, force: bool = False) -> None:
+        """Re-initialise the library so that it sees tokens plugged in since it was loaded.
+
+        This closes every session of the process: call it holding :attr:`lock`.
+        """
+        if not force and time.monotonic() - self._last_rescan < RESCAN_INTERVAL:
+            return
+        try:
+            self.lib.reinitialize()
+        finally:
+            self._last_rescan = time.monotonic()
+            self._mechanisms.clear()
 
     @contextmanager
     def token(self, label: str) -> Iterator[Any]:
-        """The token labelled ``label``, held alone by this thread; None when absent."""
-        for attempt in range(2):
-            generation = self._generation
-            with self.gate.shared():
+        """The token labelled ``label`` (None when absent), with the module to this thread."""
+        with self.lock:
+            token = self.lookup(label)
+            if token is None:
+                self.rescan()
                 token = self.lookup(label)
-                if token is not None:
-                    with self.token_lock(label):
-                        yield token
-                    return
-            if attempt == 0:
-                self.rescan(generation)
-        yield None
+            yield token
 
 
 _MODULES: dict[str, _Module] = {}
@@ -538,3 +500,25 @@ def _chain(cert: x509.Certificate, pool: list[x509.Certificate]) -> tuple[x509.C
         seen.add(issuer.dump())
         current = issuer
     return tuple(chain)
+
+
+def token_labels(module_path: str) -> list[str]:
+    """Labels of the initialised tokens the module sees now (rescanning first)."""
+    module = _module(str(module_path))
+    with module.lock:
+        module.rescan(force=True)
+        try:
+            slots = module.lib.get_slots(token_present=True)
+        except p11e.PKCS11Error as e:
+            raise TokenUnavailable(
+                "The PKCS#11 module %(module)s cannot list its tokens.", module=module_path
+            ) from e
+        labels = []
+        for slot in slots:
+            try:
+                token = slot.get_token()
+            except p11e.PKCS11Error:
+                continue
+            if token.flags & TokenFlag.TOKEN_INITIALIZED:
+                labels.append(token.label)
+    return sorted(labels)
