@@ -1,0 +1,419 @@
+"""Read models for the web pages: what one screen shows, gathered in one session.
+
+Added by the web helper. Nothing here writes; every function checks access the
+way the rest of the services do (a document one may not see does not exist).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from esign.errors import NotFound
+from esign.models import (
+    AuditEvent,
+    Certificate,
+    Comment,
+    Document,
+    DocumentVersion,
+    Revision,
+    SignatureRequest,
+    Unit,
+    User,
+)
+from esign.services.access import get_visible
+from esign.services.context import Context
+from esign.services.documents import current_version, head_revision
+from esign.services.routing import definition_of, effective_roles, open_steps, step_of, unit_members
+from esign.workflow import engine
+
+#: audit events the timeline leaves out: each has a step.* twin that says it better
+QUIET_EVENTS = frozenset({"signature.requested", "signature.completed"})
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    index: int
+    field: str | None
+    kind: str
+    signer: str
+    signer_title: str
+    at: datetime
+    subject: str
+    issuer: str
+    device: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    actor: str
+    data: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ActionOffer:
+    action: str
+    label: dict[str, str]
+    signed: bool
+    comment_required: bool
+    #: the agency seal signs, not the officer's own certificate
+    seal: bool
+    #: the step fills the document number and date
+    numbers: bool
+
+
+@dataclass(frozen=True)
+class CertificateRow:
+    id: int
+    device: str
+    backend: str
+    subject: str
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class Person:
+    username: str
+    full_name: str
+    title: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class OpenStep:
+    assignee: str
+    state: str
+    due_at: datetime | None
+    overdue: bool
+    authority: str
+    principal: str
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    id: str
+    action: str
+    status: str
+    backend: str
+    expires_at: datetime
+    tbs: bytes
+    md_algorithm: str
+    mechanism: str
+
+
+@dataclass(frozen=True)
+class DocumentOverview:
+    id: int
+    title: str
+    doc_type: str
+    number: str | None
+    issued_on: date | None
+    source: str
+    public_code: str
+    unit_name: str
+    drafter: str
+    created_at: datetime
+    updated_at: datetime
+    state: str
+    state_name: dict[str, str]
+    terminal: bool
+    workflow_name: dict[str, str]
+    version: int
+    version_reason: str
+    head_index: int
+    head_sha256: str
+    head_size: int
+    my_step_due: datetime | None
+    my_step_authority: str
+    open_steps: list[OpenStep]
+    signatures: list[SignatureRow]
+    timeline: list[TimelineEntry]
+    actions: list[ActionOffer]
+    certificates: list[CertificateRow]
+    advisers: list[Person]
+    members: list[Person]
+    authorities: list[str]
+    pending: list[PendingRequest]
+    action_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _person(user: User) -> Person:
+    return Person(user.username, user.full_name, user.title, user.roles)
+
+
+def _signatures(session, version: DocumentVersion) -> list[SignatureRow]:  # type: ignore[no-untyped-def]
+    rows = []
+    for revision in session.scalars(select(Revision).where(Revision.version_id == version.id)
+                                    .order_by(Revision.index)):
+        if revision.kind == "initial":
+            continue
+        cert: Certificate | None = revision.certificate
+        signer = revision.created_by
+        seal = cert is not None and cert.device == "seal"
+        rows.append(SignatureRow(
+            index=revision.index,
+            field=revision.field,
+            kind=revision.kind,
+            signer=(version.document.unit.name if seal else (signer.full_name if signer else "")),
+            signer_title="" if seal else (signer.title if signer else ""),
+            at=revision.created_at,
+            subject=cert.subject if cert else "",
+            issuer=cert.issuer if cert else "",
+            device=cert.device if cert else "",
+            sha256=revision.sha256,
+        ))
+    return rows
+
+
+def _timeline(session, document: Document) -> list[TimelineEntry]:  # type: ignore[no-untyped-def]
+    entries = []
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.document_id == document.id)
+                                 .order_by(AuditEvent.seq)):
+        if event.kind in QUIET_EVENTS:
+            continue
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            data = {}
+        entries.append(TimelineEntry(event.at, event.kind, event.actor.full_name if event.actor else "",
+                                     data if isinstance(data, dict) else {}))
+    # notes written without an action; comments that went with an action are in their event
+    for comment in session.scalars(select(Comment).where(Comment.document_id == document.id,
+                                                         Comment.action == "")):
+        entries.append(TimelineEntry(comment.created_at, "comment", comment.author.full_name,
+                                     {"comment": comment.body}))
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOverview:
+    """Everything the document page shows to ``actor``, including the actions they may take now."""
+    now = ctx.now()
+    with ctx.db.session() as session:
+        actor = session.get(User, actor.id)
+        document = get_visible(session, actor, document_id)
+        instance = document.workflow
+        definition = definition_of(ctx, instance)
+        version = current_version(session, document)
+        head = head_revision(session, version)
+        step = step_of(session, instance, actor)
+        roles = effective_roles(actor, step, definition)
+        spec = definition.states[instance.state]
+        actions = []
+        for transition in engine.available_actions(definition, instance.state, roles):
+            if step is None and transition.action != "reassign":
+                continue  # the step belongs to someone else
+            signature = transition.signature
+            actions.append(ActionOffer(
+                action=transition.action,
+                label=dict(transition.label),
+                signed=signature is not None,
+                comment_required=transition.comment == "required",
+                seal=signature is not None and signature.device == "seal",
+                numbers=signature is not None and bool(signature.fill),
+            ))
+        offered = list(ctx.settings.signing.backends)
+        certificates = [
+            CertificateRow(c.id, c.device, c.backend, c.subject, c.not_after)
+            for c in session.scalars(select(Certificate).where(Certificate.user_id == actor.id, Certificate.active)
+                                     .order_by(Certificate.id))
+            if c.backend in offered and c.not_before <= now <= c.not_after
+        ]
+        certificates.sort(key=lambda c: offered.index(c.backend))
+        names = {u.id: u for u in session.scalars(select(User).where(User.unit_id == document.unit_id))}
+        steps = [
+            OpenStep(
+                assignee=names[s.assignee_id].full_name if s.assignee_id in names else "",
+                state=s.state,
+                due_at=s.due_at,
+                overdue=s.due_at is not None and s.due_at < now,
+                authority=s.authority,
+                principal=names[s.principal_id].full_name if s.principal_id in names else "",
+            )
+            for s in open_steps(session, instance)
+        ]
+        pending = [
+            PendingRequest(r.id, r.action, r.status, r.backend, r.expires_at, r.tbs,
+                           json.loads(r.prepared_json).get("md_algorithm", "sha256"),
+                           json.loads(r.prepared_json).get("mechanism", ""))
+            for r in session.scalars(select(SignatureRequest).where(
+                SignatureRequest.document_id == document.id, SignatureRequest.user_id == actor.id,
+                SignatureRequest.status.in_(("prepared", "pending")), SignatureRequest.expires_at > now,
+            ).order_by(SignatureRequest.created_at))
+        ]
+        return DocumentOverview(
+            id=document.id,
+            title=document.title,
+            doc_type=document.doc_type,
+            number=document.number,
+            issued_on=document.issued_on,
+            source=document.source,
+            public_code=document.public_code,
+            unit_name=document.unit.name,
+            drafter=document.created_by.full_name,
+            created_at=document.created_at,
+            updated_at=document.updated_at,
+            state=instance.state,
+            state_name=dict(spec.name),
+            terminal=bool(spec.terminal),
+            workflow_name=dict(definition.name),
+            version=version.number,
+            version_reason=version.reason,
+            head_index=head.index,
+            head_sha256=head.sha256,
+            head_size=head.size,
+            my_step_due=step.due_at if step else None,
+            my_step_authority=step.authority if step else "",
+            open_steps=steps,
+            signatures=_signatures(session, version),
+            timeline=_timeline(session, document),
+            actions=actions,
+            certificates=certificates,
+            advisers=[_person(u) for u in unit_members(session, document.unit_id, "adviser")],
+            members=[_person(u) for u in sorted(names.values(), key=lambda u: u.full_name) if u.active],
+            authorities=list(spec.authority or ()),
+            pending=pending,
+            action_labels={t.action: dict(t.label) for t in definition.transitions},
+        )
+
+
+def state_names(ctx: Context) -> dict[str, dict[str, str]]:
+    """The states of the default workflow with their names, in definition order."""
+    definition = ctx.workflows.latest(ctx.settings.workflows.default)
+    return {name: dict(spec.name) for name, spec in definition.states.items()}
+
+
+# --- the public verification page ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicSigner:
+    name: str
+    title: str
+    at: datetime
+    subject: str
+    seal: bool
+
+
+@dataclass(frozen=True)
+class PublicRecord:
+    """What anyone holding the QR code may learn: never the content."""
+
+    public_code: str
+    doc_type: str
+    number: str | None
+    issued_on: date | None
+    unit_name: str
+    state: str
+    state_name: dict[str, str]
+    version: int
+    head_sha256: str
+    head_index: int
+    signers: list[PublicSigner]
+
+
+def public_record(ctx: Context, public_code: str) -> PublicRecord:
+    with ctx.db.session() as session:
+        document = session.scalar(select(Document).where(Document.public_code == public_code))
+        if document is None:
+            raise NotFound("No document has this verification code")
+        instance = document.workflow
+        definition = definition_of(ctx, instance)
+        version = current_version(session, document)
+        head = head_revision(session, version)
+        signers = [
+            PublicSigner(row.signer, row.signer_title, row.at, row.subject, row.device == "seal")
+            for row in _signatures(session, version) if row.kind == "signature"
+        ]
+        return PublicRecord(
+            public_code=document.public_code,
+            doc_type=document.doc_type,
+            number=document.number,
+            issued_on=document.issued_on,
+            unit_name=document.unit.name,
+            state=instance.state,
+            state_name=dict(definition.states[instance.state].name),
+            version=version.number,
+            head_sha256=head.sha256,
+            head_index=head.index,
+            signers=signers,
+        )
+
+
+# --- administration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    id: int
+    device: str
+    backend: str
+    credential: str
+    subject: str
+    issuer: str
+    not_after: datetime
+    fingerprint: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    full_name: str
+    title: str
+    email: str
+    unit_id: int
+    unit_name: str
+    roles: frozenset[str]
+    active: bool
+    certificates: list[CertificateInfo]
+
+
+def _certificate_info(c: Certificate) -> CertificateInfo:
+    return CertificateInfo(c.id, c.device, c.backend, c.credential, c.subject, c.issuer, c.not_after,
+                           c.fingerprint, c.active)
+
+
+def _user_row(user: User) -> UserRow:
+    return UserRow(user.id, user.username, user.full_name, user.title, user.email, user.unit_id,
+                   user.unit.name, user.roles, user.active,
+                   [_certificate_info(c) for c in sorted(user.certificates, key=lambda c: c.id)])
+
+
+def list_users(ctx: Context, actor: User) -> list[UserRow]:
+    from esign.services.users import require_admin
+
+    require_admin(actor)
+    with ctx.db.session() as session:
+        users = session.scalars(select(User).join(Unit).order_by(Unit.name, User.full_name)).all()
+        return [_user_row(u) for u in users]
+
+
+def user_detail(ctx: Context, actor: User, user_id: int) -> UserRow:
+    from esign.services.users import require_admin
+
+    require_admin(actor)
+    with ctx.db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("There is no such user")
+        return _user_row(user)
+
+
+def list_units(ctx: Context) -> list[tuple[int, str]]:
+    with ctx.db.session() as session:
+        return [(u.id, u.name) for u in session.scalars(select(Unit).order_by(Unit.name))]
+
+
+def unit_seals(ctx: Context, actor: User) -> list[CertificateInfo]:
+    """The agency seal certificates of the actor's unit."""
+    with ctx.db.session() as session:
+        return [_certificate_info(c) for c in session.scalars(
+            select(Certificate).where(Certificate.unit_id == actor.unit_id).order_by(Certificate.id))]
