@@ -1,0 +1,5 @@
+import sys
+
+from esign.agent import main
+
+sys.exit(main())
