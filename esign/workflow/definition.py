@@ -161,10 +161,12 @@ class Transition:
     sources: frozenset[str]
     target: str | None
     roles: frozenset[str]
+    #: "one" | "all" (every assignee of the state must fire it before it moves)
+    quorum: str
+    #: "none" | "optional" | "required"
+    comment: str
+    new_version: bool
     label: Label
-    quorum: str = "one"
-    comment: str = "none"
-    new_version: bool = False
     signature: SignatureStep | None = None
 
 
