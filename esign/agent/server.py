@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import threading
@@ -40,7 +41,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, pem
 
 from esign import __version__
 from esign.errors import CertificateRefused, EsignError, PinLocked, WrongPin
@@ -186,8 +187,6 @@ class Agent:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -196,8 +195,6 @@ def _normalise(fingerprint: str) -> str:
 
 
 def _pem(der: bytes) -> str:
-    from asn1crypto import pem
-
     return pem.armor("CERTIFICATE", der).decode("ascii")
 
 
