@@ -887,23 +887,34 @@ class _Verifier:
         if common_expected != common_actual:
             self.add("workflow.order_mismatch", detail=f"expected {common_expected}, found {common_actual}")
         if exp.revision_sha256:
-            stored = list(exp.revision_sha256)
-            if len(stored) > self.total:
-                self.add("revision.count_mismatch", detail=f"{len(stored)} stored, {self.total} in the file")
-            for k, digest in enumerate(stored[: self.total]):
-                ends = self.ends[k]
-                candidates = {hashlib.sha256(self.data[:ends]).hexdigest()}
-                stripped = self.data[:ends].rstrip(b"\r\n")
-                candidates.add(hashlib.sha256(stripped).hexdigest())
-                candidates.add(hashlib.sha256(stripped + b"\n").hexdigest())
-                if digest.lower() not in candidates:
-                    self.add("revision.mismatch", detail=f"revision {k} differs from the stored one")
-            if len(stored) < self.total:
-                # later revisions must be validation data only (DSS, document timestamps)
-                extra = range(len(stored), self.total)
-                unrecorded = [r for r in extra if self.levels.get(r, "OTHER") not in ("NONE", "LTA_UPDATES")]
-                if unrecorded:
-                    self.add("revision.count_mismatch", detail=f"revision(s) not recorded: {unrecorded}")
+            self._check_stored_revisions(exp.revision_sha256)
+
+    def _check_stored_revisions(self, stored: Sequence[str]) -> None:
+        """Every stored revision must be a prefix of this file ending at a revision boundary, in order.
+
+        A workflow step may add more than one PDF revision (the signature, then its
+        validation data), so stored revision k is not PDF revision k.
+        """
+        boundary: dict[str, int] = {}
+        for r, end in enumerate(self.ends):
+            prefix = self.data[:end]
+            bare = prefix.rstrip(b"\r\n")
+            for variant in (prefix, bare, bare + b"\n", bare + b"\r\n"):
+                boundary.setdefault(hashlib.sha256(variant).hexdigest(), r)
+        last = -1
+        for k, digest in enumerate(stored):
+            r = boundary.get(digest.lower())
+            if r is None:
+                self.add("revision.mismatch", detail=f"stored revision {k} is not a prefix of this file")
+            elif r <= last:
+                self.add("revision.mismatch", detail=f"stored revision {k} is out of order")
+            else:
+                last = r
+        if last >= 0:
+            unrecorded = [r for r in range(last + 1, self.total)
+                          if self.levels.get(r, "OTHER") not in ("NONE", "LTA_UPDATES")]
+            if unrecorded:
+                self.add("revision.count_mismatch", detail=f"revision(s) {unrecorded} are not recorded")
 
 
 def _is_certification(reader: PdfFileReader, ref: Any) -> bool:
