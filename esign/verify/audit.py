@@ -13,17 +13,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from esign.errors import VerificationError
-from esign.verify.core import Limits, TrustStore
+from esign.verify.core import DEFAULT_LIMITS, Limits, TrustStore
 from esign.verify.isolated import failure_report, verify_many, verify_path
 from esign.verify.report import Report, Verdict
 
 QUEUE = "esign-audit"
-CSV_COLUMNS = ("path", "verdict", "reasons", "signatures", "signers", "revisions", "size", "sha256", "duration_ms")
+CSV_COLUMNS = (
+    "path",
+    "verdict",
+    "reasons",
+    "signatures",
+    "signers",
+    "revisions",
+    "size",
+    "sha256",
+    "duration_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,14 @@ def find_pdfs(root: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
 
 
-def verify_chunk(paths: Sequence[str], roots_der: Sequence[bytes], options: dict[str, Any],
-                 limits: Limits, validation_time: str) -> list[tuple[str, Report]]:
+def verify_chunk(
+    paths: Sequence[str],
+    roots_der: Sequence[bytes],
+    options: dict[str, Any],
+    limits: Limits,
+    validation_time: str,
+) -> list[tuple[str, Report]]:
     """RQ job: verify a chunk of files in the worker (paths must be visible to it)."""
-    from asn1crypto import x509
 
     trust = _worker_trust(tuple(roots_der), tuple(sorted(options.items())))
     moment = datetime.fromisoformat(validation_time)
@@ -64,7 +78,9 @@ def _worker_trust(roots_der: tuple[bytes, ...], options: tuple[Any, ...]) -> Tru
 
     key = (roots_der, options)
     if key not in _TRUST_CACHE:  # an RQ worker keeps its TrustStore (and caches) between jobs
-        _TRUST_CACHE[key] = TrustStore([x509.Certificate.load(d) for d in roots_der], **dict(options))
+        _TRUST_CACHE[key] = TrustStore(
+            [x509.Certificate.load(d) for d in roots_der], **dict(options)
+        )
     return _TRUST_CACHE[key]
 
 
@@ -73,7 +89,7 @@ def verify_over_rq(
     trust: TrustStore,
     redis_url: str,
     *,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
     chunk_size: int = 20,
     queue_name: str = QUEUE,
@@ -87,18 +103,27 @@ def verify_over_rq(
     try:
         conn = Redis.from_url(redis_url)
         conn.ping()
-    except Exception as e:  # noqa: BLE001 - any connection problem reads the same to the auditor
+    except Exception as e:
         raise VerificationError("Cannot reach the job queue at %(url)s", url=redis_url) from e
     queue = Queue(queue_name, connection=conn)
-    moment = (validation_time or datetime.now(timezone.utc).replace(second=0, microsecond=0)).isoformat()
+    moment = (validation_time or datetime.now(UTC).replace(second=0, microsecond=0)).isoformat()
     roots = [c.dump() for c in trust.roots]
-    options = {"allow_fetching": trust.allow_fetching, "require_revocation": trust.require_revocation}
+    options = {
+        "allow_fetching": trust.allow_fetching,
+        "require_revocation": trust.require_revocation,
+    }
     jobs = []
     for i in range(0, len(paths), chunk_size):
-        chunk = [str(p.resolve()) for p in paths[i:i + chunk_size]]
+        chunk = [str(p.resolve()) for p in paths[i : i + chunk_size]]
         job = queue.enqueue(
-            verify_chunk, chunk, roots, options, limits, moment,
-            job_timeout=int(limits.timeout_s * len(chunk) + 60), result_ttl=3600,
+            verify_chunk,
+            chunk,
+            roots,
+            options,
+            limits,
+            moment,
+            job_timeout=int(limits.timeout_s * len(chunk) + 60),
+            result_ttl=3600,
         )
         jobs.append((job, chunk))
     done, total = 0, len(paths)
@@ -117,7 +142,10 @@ def verify_over_rq(
                     done += 1
                     if progress:
                         progress(done, total)
-                    yield Path(p), failure_report("verify.crashed", None, f"RQ job {job.id} {status}")
+                    yield (
+                        Path(p),
+                        failure_report("verify.crashed", None, f"RQ job {job.id} {status}"),
+                    )
             else:
                 still.append((job, chunk))
         jobs = still
@@ -132,7 +160,7 @@ def run_audit(
     *,
     jobs: int | None = None,
     redis_url: str | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     queue_name: str = QUEUE,
@@ -141,17 +169,32 @@ def run_audit(
     files = [Path(p) for p in paths]
     started = time.perf_counter()
     if redis_url:
-        results = verify_over_rq(files, trust, redis_url, limits=limits, validation_time=validation_time,
-                                 progress=progress, queue_name=queue_name)
+        results = verify_over_rq(
+            files,
+            trust,
+            redis_url,
+            limits=limits,
+            validation_time=validation_time,
+            progress=progress,
+            queue_name=queue_name,
+        )
     else:
-        results = verify_many(files, trust, jobs=jobs, limits=limits, validation_time=validation_time,
-                              progress=progress)
+        results = verify_many(
+            files,
+            trust,
+            jobs=jobs,
+            limits=limits,
+            validation_time=validation_time,
+            progress=progress,
+        )
     collected = sorted(results, key=lambda item: str(item[0]))
     seconds = time.perf_counter() - started
     return write_summaries(collected, out_dir, seconds)
 
 
-def write_summaries(results: Sequence[tuple[Path, Report]], out_dir: str | Path, seconds: float) -> AuditSummary:
+def write_summaries(
+    results: Sequence[tuple[Path, Report]], out_dir: str | Path, seconds: float
+) -> AuditSummary:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = Counter(r.verdict.name for _, r in results)
@@ -162,15 +205,34 @@ def write_summaries(results: Sequence[tuple[Path, Report]], out_dir: str | Path,
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for path, r in results:
-            w.writerow((
-                str(path), r.verdict.name, " ".join(sorted({f.code for f in r.reasons})),
-                len(r.signatures), "; ".join(s.signer or "?" for s in r.signatures if s.kind != "timestamp"),
-                r.revisions, r.size, r.file_sha256, round(r.duration_ms, 1),
-            ))
+            w.writerow(
+                (
+                    str(path),
+                    r.verdict.name,
+                    " ".join(sorted({f.code for f in r.reasons})),
+                    len(r.signatures),
+                    "; ".join(s.signer or "?" for s in r.signatures if s.kind != "timestamp"),
+                    r.revisions,
+                    r.size,
+                    r.file_sha256,
+                    round(r.duration_ms, 1),
+                )
+            )
     json_path = out / "audit.json"
-    json_path.write_text(json.dumps({
-        "summary": {"total": len(results), "by_verdict": by_verdict, "seconds": round(seconds, 3),
-                    "files_per_second": round(rate, 2)},
-        "files": [{"path": str(p), **r.to_dict()} for p, r in results],
-    }, ensure_ascii=False, indent=1), encoding="utf-8")
+    json_path.write_text(
+        json.dumps(
+            {
+                "summary": {
+                    "total": len(results),
+                    "by_verdict": by_verdict,
+                    "seconds": round(seconds, 3),
+                    "files_per_second": round(rate, 2),
+                },
+                "files": [{"path": str(p), **r.to_dict()} for p, r in results],
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     return AuditSummary(len(results), by_verdict, seconds, rate, csv_path, json_path)

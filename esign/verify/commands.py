@@ -36,7 +36,9 @@ def exit_code(verdicts: Sequence[Verdict]) -> int:
     return EXIT_CODES[max(verdicts, default=Verdict.VALID)]
 
 
-def _roots(ctx: click.Context, given: Sequence[str], default: Sequence[str | Path] | None) -> list[Path]:
+def _roots(
+    ctx: click.Context, given: Sequence[str], default: Sequence[str | Path] | None
+) -> list[Path]:
     if given:
         return [Path(p) for p in given]
     if default:
@@ -49,25 +51,35 @@ def _roots(ctx: click.Context, given: Sequence[str], default: Sequence[str | Pat
         raise click.UsageError("No trust roots: pass --trust PEM") from None
 
 
-def _trust(ctx: click.Context, given: Sequence[str], default: Sequence[str | Path] | None, fetch: bool,
-           require_revocation: bool) -> Any:
+def _trust(
+    ctx: click.Context,
+    given: Sequence[str],
+    default: Sequence[str | Path] | None,
+    fetch: bool,
+    require_revocation: bool,
+) -> Any:
     from esign.verify.core import TrustStore
 
     try:
-        return TrustStore.from_pem_files(_roots(ctx, given, default), allow_fetching=fetch,
-                                         require_revocation=require_revocation)
+        return TrustStore.from_pem_files(
+            _roots(ctx, given, default), allow_fetching=fetch, require_revocation=require_revocation
+        )
     except EsignError as e:
         click.echo(f"esign: {e}", err=True)
         sys.exit(EXIT_USAGE)
 
 
 def _print_report(path: str, report: Report) -> None:
-    click.echo(f"{path}: {report.verdict.name} ({len(report.signatures)} signature(s), "
-               f"{report.revisions} revision(s), {report.duration_ms:.0f} ms)")
+    click.echo(
+        f"{path}: {report.verdict.name} ({len(report.signatures)} signature(s), "
+        f"{report.revisions} revision(s), {report.duration_ms:.0f} ms)"
+    )
     for s in report.signatures:
         who = s.signer or "?"
         when = s.timestamp_time or s.signing_time or "?"
-        click.echo(f"  [{s.verdict.name}] {s.field} ({s.kind}) {who}, {when}, revocation {s.revocation}")
+        click.echo(
+            f"  [{s.verdict.name}] {s.field} ({s.kind}) {who}, {when}, revocation {s.revocation}"
+        )
     for f in report.reasons:
         where = f" [{f.field}]" if f.field else ""
         detail = f" ({f.detail})" if f.detail else ""
@@ -81,14 +93,31 @@ def make_verify_command(trust_roots: Sequence[str | Path] | None = None) -> clic
     @click.command("verify")
     @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
     @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
-    @click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
-                  help="PEM file of a trusted root (repeatable); default: the configured roots.")
+    @click.option(
+        "--trust",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="PEM file of a trusted root (repeatable); default: the configured roots.",
+    )
     @click.option("--fetch", is_flag=True, help="Fetch revocation data online (off by default).")
-    @click.option("--require-revocation", is_flag=True, help="Unknown revocation status makes a signature UNTRUSTED.")
-    @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per file.")
+    @click.option(
+        "--require-revocation",
+        is_flag=True,
+        help="Unknown revocation status makes a signature UNTRUSTED.",
+    )
+    @click.option(
+        "--timeout", type=float, default=30.0, show_default=True, help="Seconds per file."
+    )
     @click.pass_context
-    def verify(ctx: click.Context, files: tuple[str, ...], as_json: bool, trust: tuple[str, ...], fetch: bool,
-               require_revocation: bool, timeout: float) -> None:
+    def verify(
+        ctx: click.Context,
+        files: tuple[str, ...],
+        as_json: bool,
+        trust: tuple[str, ...],
+        fetch: bool,
+        require_revocation: bool,
+        timeout: float,
+    ) -> None:
         """Verify signed PDF files. Exit code: 0 VALID, 2 UNSIGNED, 3 UNTRUSTED, 4 MODIFIED,
         5 INVALID, 6 MALFORMED, 1 usage error."""
         from esign.verify.core import Limits
@@ -120,15 +149,39 @@ def make_audit_command(trust_roots: Sequence[str | Path] | None = None) -> click
     @click.command("audit")
     @click.argument("folder", type=click.Path(exists=True))
     @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
-    @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="audit-out", show_default=True,
-                  help="Where audit.csv and audit.json go.")
-    @click.option("--redis", "redis_url", default=None, help="Fan out over RQ workers, e.g. redis://127.0.0.1:6379.")
-    @click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
-                  help="PEM file of a trusted root (repeatable); default: the configured roots.")
-    @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per file.")
+    @click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False),
+        default="audit-out",
+        show_default=True,
+        help="Where audit.csv and audit.json go.",
+    )
+    @click.option(
+        "--redis",
+        "redis_url",
+        default=None,
+        help="Fan out over RQ workers, e.g. redis://127.0.0.1:6379.",
+    )
+    @click.option(
+        "--trust",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="PEM file of a trusted root (repeatable); default: the configured roots.",
+    )
+    @click.option(
+        "--timeout", type=float, default=30.0, show_default=True, help="Seconds per file."
+    )
     @click.pass_context
-    def audit(ctx: click.Context, folder: str, jobs: int | None, out_dir: str, redis_url: str | None,
-              trust: tuple[str, ...], timeout: float) -> None:
+    def audit(
+        ctx: click.Context,
+        folder: str,
+        jobs: int | None,
+        out_dir: str,
+        redis_url: str | None,
+        trust: tuple[str, ...],
+        timeout: float,
+    ) -> None:
         """Verify every PDF below FOLDER and write CSV and JSON summaries."""
         from esign.verify.audit import find_pdfs, run_audit
         from esign.verify.core import Limits
@@ -147,12 +200,21 @@ def make_audit_command(trust_roots: Sequence[str | Path] | None = None) -> click
                 last[0] = done
 
             try:
-                summary = run_audit(files, store, out_dir, jobs=jobs, redis_url=redis_url,
-                                    limits=Limits(timeout_s=timeout), progress=progress)
+                summary = run_audit(
+                    files,
+                    store,
+                    out_dir,
+                    jobs=jobs,
+                    redis_url=redis_url,
+                    limits=Limits(timeout_s=timeout),
+                    progress=progress,
+                )
             except EsignError as e:
                 click.echo(f"esign: {e}", err=True)
                 sys.exit(EXIT_USAGE)
-        click.echo(f"{summary.total} file(s) in {summary.seconds:.1f} s ({summary.files_per_second:.1f}/s)")
+        click.echo(
+            f"{summary.total} file(s) in {summary.seconds:.1f} s ({summary.files_per_second:.1f}/s)"
+        )
         for name, count in summary.by_verdict.items():
             if count:
                 click.echo(f"  {name}: {count}")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,9 @@ class Limits:
     memory_mb: int = 1024
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True)
 class ExpectedSignature:
     """One signature the workflow recorded, in signing order."""
@@ -116,7 +119,9 @@ class _CachingSignatureValidator(SignatureValidator):
         self._lock = threading.Lock()
         self.hits = 0
 
-    def validate_signature(self, signature, signed_data, public_key_info, signature_algorithm, context=None):  # type: ignore[no-untyped-def,override]
+    def validate_signature(
+        self, signature, signed_data, public_key_info, signature_algorithm, context=None
+    ):  # type: ignore[no-untyped-def,override]
         key = hashlib.sha256(
             b"|".join(
                 (
@@ -133,7 +138,9 @@ class _CachingSignatureValidator(SignatureValidator):
                 self.hits += 1
                 return
         if context is None:
-            self._inner.validate_signature(signature, signed_data, public_key_info, signature_algorithm)
+            self._inner.validate_signature(
+                signature, signed_data, public_key_info, signature_algorithm
+            )
         else:
             self._inner.validate_signature(
                 signature, signed_data, public_key_info, signature_algorithm, context
@@ -217,10 +224,14 @@ class TrustStore:
             try:
                 data = Path(path).read_bytes()
             except OSError as e:
-                raise VerificationError("Cannot read trust root file %(path)s", path=str(path)) from e
+                raise VerificationError(
+                    "Cannot read trust root file %(path)s", path=str(path)
+                ) from e
             try:
                 if pem.detect(data):
-                    roots.extend(x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True))
+                    roots.extend(
+                        x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)
+                    )
                 else:
                     roots.append(x509.Certificate.load(data))
             except ValueError as e:
@@ -229,14 +240,16 @@ class TrustStore:
                 ) from e
         return cls(roots, **options)
 
-    def context(self, *, moment: datetime | None, other_certs=(), crls=(), ocsps=(), require=False) -> ValidationContext:  # type: ignore[no-untyped-def]
-        kwargs: dict[str, Any] = dict(
-            trust_roots=list(self.roots),
-            other_certs=list(other_certs),
-            crls=list(crls),
-            ocsps=list(ocsps),
-            signature_validator=self.sig_validator,
-        )
+    def context(
+        self, *, moment: datetime | None, other_certs=(), crls=(), ocsps=(), require=False
+    ) -> ValidationContext:  # type: ignore[no-untyped-def]
+        kwargs: dict[str, Any] = {
+            "trust_roots": list(self.roots),
+            "other_certs": list(other_certs),
+            "crls": list(crls),
+            "ocsps": list(ocsps),
+            "signature_validator": self.sig_validator,
+        }
         if self.allow_fetching:
             kwargs["allow_fetching"] = True
         else:
@@ -263,7 +276,9 @@ class TrustStore:
             self._paths[key] = outcome
         return outcome
 
-    async def _validate(self, cert: x509.Certificate, revinfo: _Revinfo, moment: datetime) -> PathOutcome:
+    async def _validate(
+        self, cert: x509.Certificate, revinfo: _Revinfo, moment: datetime
+    ) -> PathOutcome:
         async def attempt(require: bool) -> Any:
             vc = self.context(
                 moment=moment,
@@ -272,7 +287,9 @@ class TrustStore:
                 ocsps=revinfo.ocsps,
                 require=require,
             )
-            validator = CertificateValidator(cert, intermediate_certs=revinfo.certs, validation_context=vc)
+            validator = CertificateValidator(
+                cert, intermediate_certs=revinfo.certs, validation_context=vc
+            )
             return await validator.async_validate_usage(set(self.key_usage))
 
         def names(path: Any) -> tuple[str, ...]:
@@ -288,12 +305,15 @@ class TrustStore:
             return PathOutcome(True, names(path), revocation="good")
         except RevokedError as e:
             return PathOutcome(
-                False, problem="signature.revoked", detail=str(e), revocation="revoked",
+                False,
+                problem="signature.revoked",
+                detail=str(e),
+                revocation="revoked",
                 revoked_at=e.revocation_dt,
             )
         except InsufficientRevinfoError:
             pass
-        except (PathBuildingError,) as e:
+        except PathBuildingError as e:
             return PathOutcome(False, problem="signature.untrusted", detail=str(e))
         except (ExpiredError, NotYetValidError) as e:
             return PathOutcome(False, problem="signature.cert_expired", detail=str(e))
@@ -308,7 +328,10 @@ class TrustStore:
             path = await attempt(require=False)
         except RevokedError as e:
             return PathOutcome(
-                False, problem="signature.revoked", detail=str(e), revocation="revoked",
+                False,
+                problem="signature.revoked",
+                detail=str(e),
+                revocation="revoked",
                 revoked_at=e.revocation_dt,
             )
         except PathBuildingError as e:
@@ -376,7 +399,9 @@ def _run(coro: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    raise VerificationError("verify_pdf cannot run inside a running event loop; use a worker thread")
+    raise VerificationError(
+        "verify_pdf cannot run inside a running event loop; use a worker thread"
+    )
 
 
 def verify_pdf(
@@ -384,7 +409,7 @@ def verify_pdf(
     trust: TrustStore,
     *,
     expected: Expectation | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
 ) -> Report:
     """Verify every signature and every revision of ``data``; never raises for a bad PDF.
@@ -394,14 +419,16 @@ def verify_pdf(
     """
     started = time.perf_counter()
     if validation_time is None:
-        validation_time = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        validation_time = datetime.now(UTC).replace(second=0, microsecond=0)
     elif validation_time.tzinfo is None:
         raise VerificationError("The validation time must carry a time zone")
     sha = hashlib.sha256(data).hexdigest()
     sigs: tuple[SignatureReport, ...] = ()
     revisions = 0
     try:
-        findings, sigs, revisions = _run(_Verifier(data, trust, expected, limits, validation_time).run())
+        findings, sigs, revisions = _run(
+            _Verifier(data, trust, expected, limits, validation_time).run()
+        )
     except _Malformed as e:
         findings = [Finding.of(e.code, detail=e.detail)]
     except RecursionError:
@@ -412,12 +439,24 @@ def verify_pdf(
         findings = [Finding.of("verify.memory")]
     except VerificationError:
         raise
-    except (misc.PdfError, misc.PdfReadError, ValueError, KeyError, TypeError, IndexError,
-            AttributeError, AssertionError, OSError, EOFError) as e:
+    except (
+        misc.PdfError,
+        misc.PdfReadError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        AssertionError,
+        OSError,
+        EOFError,
+    ) as e:
         # pyHanko and asn1crypto raise these on damaged input
         findings = [Finding.of("pdf.unreadable", detail=f"{type(e).__name__}: {str(e)[:300]}")]
-    except Exception as e:  # an internal error is never VALID
-        findings = [Finding.of("verify.internal_error", detail=f"{type(e).__name__}: {str(e)[:300]}")]
+    except Exception as e:  # noqa: BLE001 - an internal error is never VALID
+        findings = [
+            Finding.of("verify.internal_error", detail=f"{type(e).__name__}: {str(e)[:300]}")
+        ]
     reasons, info = split_findings(_dedupe(findings))
     return Report(
         verdict=decide(reasons, signed=bool(sigs)),
@@ -471,7 +510,9 @@ class _Verifier:
             raise _Malformed("pdf.too_large", f"{len(data)} bytes > {self.limits.max_bytes}")
         if b"%PDF-" not in data[:1024]:
             raise _Malformed("pdf.not_pdf")
-        reader = PdfFileReader(io.BytesIO(data), strict=False, decode_limits=self.limits.decode_limits)
+        reader = PdfFileReader(
+            io.BytesIO(data), strict=False, decode_limits=self.limits.decode_limits
+        )
         if reader.encrypted:
             raise _Malformed("pdf.encrypted")
         self.reader = reader
@@ -510,16 +551,16 @@ class _Verifier:
             if eof < 0:
                 raise _Malformed("pdf.unreadable", f"revision {r} has no end-of-file marker")
             end = eof + 5
-            if self.data[end:end + 2] == b"\r\n":
+            if self.data[end : end + 2] == b"\r\n":
                 end += 2
-            elif self.data[end:end + 1] in (b"\n", b"\r"):
+            elif self.data[end : end + 1] in (b"\n", b"\r"):
                 end += 1
             ends.append(end)
         return ends
 
     def _check_tail(self) -> None:
         """Nothing but whitespace may follow the last revision."""
-        tail = self.data[self.ends[-1]:]
+        tail = self.data[self.ends[-1] :]
         if tail.strip(WHITESPACE):
             self.add("file.trailing_bytes", detail=f"{len(tail)} bytes after the last revision")
 
@@ -534,10 +575,20 @@ class _Verifier:
                 ref = field_ref.get_object().raw_get("/V")
                 sig_obj = sig_value.get_object() if sig_value is not None else None
             except Exception as e:  # noqa: BLE001 - any damage is a finding on this field
-                out.append(_Sig(fq_name, ref, None, "unknown", None, None, f"{type(e).__name__}: {e}"))
+                out.append(
+                    _Sig(fq_name, ref, None, "unknown", None, None, f"{type(e).__name__}: {e}")
+                )
                 continue
-            subfilter = _name(sig_obj.get("/SubFilter")) if isinstance(sig_obj, generic.DictionaryObject) else None
-            sig_type = _name(sig_obj.get("/Type")) if isinstance(sig_obj, generic.DictionaryObject) else None
+            subfilter = (
+                _name(sig_obj.get("/SubFilter"))
+                if isinstance(sig_obj, generic.DictionaryObject)
+                else None
+            )
+            sig_type = (
+                _name(sig_obj.get("/Type"))
+                if isinstance(sig_obj, generic.DictionaryObject)
+                else None
+            )
             kind = "timestamp" if sig_type == "/DocTimeStamp" else "approval"
             revision = None
             if isinstance(ref, generic.IndirectObject):
@@ -548,11 +599,20 @@ class _Verifier:
             try:
                 emb = EmbeddedPdfSignature(reader, field_ref, fq_name)
             except Exception as e:  # noqa: BLE001 - forged /Contents, null /ByteRange...
-                out.append(_Sig(fq_name, ref, None, "unknown", subfilter, revision, f"{type(e).__name__}: {str(e)[:200]}"))
+                out.append(
+                    _Sig(
+                        fq_name,
+                        ref,
+                        None,
+                        "unknown",
+                        subfilter,
+                        revision,
+                        f"{type(e).__name__}: {str(e)[:200]}",
+                    )
+                )
                 continue
-            if kind == "approval" and emb.docmdp_level is not None and "/Reference" in sig_obj:
-                if _is_certification(reader, ref):
-                    kind = "certification"
+            if kind == "approval" and _is_certification(reader, ref):
+                kind = "certification"
             out.append(_Sig(fq_name, ref, emb, kind, subfilter, emb.signed_revision))
         out.sort(key=lambda s: (s.revision if s.revision is not None else -1, s.field))
         return out
@@ -562,11 +622,14 @@ class _Verifier:
         current = {s.ref.reference.idnum for s in sigs if isinstance(s.ref, generic.IndirectObject)}
         for m in re.finditer(rb"/ByteRange\s*\[", self.data):
             head = self.data.rfind(b" obj", 0, m.start())
-            obj = re.search(rb"(\d+)\s+(\d+)\s+obj\s*$", self.data[max(0, head - 30): head + 4])
+            obj = re.search(rb"(\d+)\s+(\d+)\s+obj\s*$", self.data[max(0, head - 30) : head + 4])
             idnum = int(obj.group(1)) if obj else None
             if idnum not in current:
-                self.add("signature.stripped", detail=f"signature dictionary at byte {m.start()}"
-                         + (f" (object {idnum})" if idnum is not None else ""))
+                self.add(
+                    "signature.stripped",
+                    detail=f"signature dictionary at byte {m.start()}"
+                    + (f" (object {idnum})" if idnum is not None else ""),
+                )
         # a field that was signed in an earlier revision and is no longer
         names_now = {s.field for s in sigs}
         if sigs or self.total > 1:
@@ -574,11 +637,14 @@ class _Verifier:
                 try:
                     hist = self.reader.get_historical_resolver(r)
                     earlier = {n for n, v, _ in enumerate_sig_fields(hist, filled_status=True)}
-                except Exception:  # noqa: BLE001 - an unreadable old revision is judged elsewhere
+                except Exception:  # noqa: BLE001, S112 - an unreadable old revision is judged elsewhere
                     continue
                 for name in sorted(earlier - names_now):
-                    self.add("signature.stripped", field=name,
-                             detail=f"signed field present in revision {r} is gone")
+                    self.add(
+                        "signature.stripped",
+                        field=name,
+                        detail=f"signed field present in revision {r} is gone",
+                    )
 
     def _analyse_revisions(self, sigs: list[_Sig]) -> dict[int, Change]:
         """Analyse each revision after the first signature once, against the one before it."""
@@ -617,8 +683,12 @@ class _Verifier:
                 # appearance streams of earlier revisions): only the level is used here, and
                 # field locks are enforced below with pyHanko's own per-signature review
                 result = DEFAULT_DIFF_POLICY.apply(
-                    old=prev, new=new, field_mdp_spec=None,
-                    doc_mdp=docmdp if cert is not None and cert.revision is not None and cert.revision < r else None,
+                    old=prev,
+                    new=new,
+                    field_mdp_spec=None,
+                    doc_mdp=docmdp
+                    if cert is not None and cert.revision is not None and cert.revision < r
+                    else None,
                 )
                 assert isinstance(result, DiffResult)
                 level = result.modification_level
@@ -628,37 +698,59 @@ class _Verifier:
             new_annots = _annotations(new)
             added_fields = sorted(set(new_fields) - set(prev_fields))
             altered = sorted(
-                n for n, v in prev_fields.items()
+                n
+                for n, v in prev_fields.items()
                 if v[1] not in (None, "") and n in new_fields and new_fields[n][1] != v[1]
             )
             removed = sorted(n for n, v in prev_fields.items() if n not in new_fields)
             added_annots = sorted(
-                f"page {page + 1}: {subtype}" for (page, ref), subtype in new_annots.items()
+                f"page {page + 1}: {subtype}"
+                for (page, ref), subtype in new_annots.items()
                 if (page, ref) not in prev_annots and subtype != "/Widget"
             )
             level_name = "FORBIDDEN" if level is None else level.name
             self.levels[r] = level_name
-            changes[r] = Change(r, level_name, signed_by, tuple(altered + removed), tuple(added_annots), note)
+            changes[r] = Change(
+                r, level_name, signed_by, tuple(altered + removed), tuple(added_annots), note
+            )
             # the rules
             if level is None:
-                self.add("docmdp.violation" if cert is not None else "revision.forbidden_change",
-                         detail=f"revision {r}: {note}")
-            elif docmdp is not None and cert is not None and cert.revision is not None and cert.revision < r:
+                self.add(
+                    "docmdp.violation" if cert is not None else "revision.forbidden_change",
+                    detail=f"revision {r}: {note}",
+                )
+            elif (
+                docmdp is not None
+                and cert is not None
+                and cert.revision is not None
+                and cert.revision < r
+            ):
                 if level == ModificationLevel.OTHER or level.value > docmdp.value:
-                    self.add("docmdp.violation", cert.field,
-                             f"revision {r}: {level.name} exceeds DocMDP P={docmdp.value}")
+                    self.add(
+                        "docmdp.violation",
+                        cert.field,
+                        f"revision {r}: {level.name} exceeds DocMDP P={docmdp.value}",
+                    )
             elif level == ModificationLevel.OTHER:
-                self.add("revision.forbidden_change", detail=f"revision {r}: changes outside form filling")
+                self.add(
+                    "revision.forbidden_change",
+                    detail=f"revision {r}: changes outside form filling",
+                )
             for lock_rev, lock_field, spec in locks:
                 if lock_rev < r:
                     hit = sorted(n for n in set(altered) | set(removed) if spec.is_locked(n))
                     if hit:
-                        self.add("fieldmdp.violation", lock_field,
-                                 f"revision {r} changed locked field(s) {', '.join(hit)}")
+                        self.add(
+                            "fieldmdp.violation",
+                            lock_field,
+                            f"revision {r} changed locked field(s) {', '.join(hit)}",
+                        )
             timestamps_here = {s.field for s in by_rev.get(r, ()) if s.kind == "timestamp"}
             added_fields = [n for n in added_fields if n not in timestamps_here]
             if added_fields:
-                self.add("field.added_after_signing", detail=f"revision {r}: {', '.join(added_fields)}")
+                self.add(
+                    "field.added_after_signing", detail=f"revision {r}: {', '.join(added_fields)}"
+                )
             for n in altered + removed:
                 self.add("field.changed_after_signing", n, f"revision {r}")
             if added_annots:
@@ -669,12 +761,16 @@ class _Verifier:
         self._review_locks(locks, docmdp)
         return changes
 
-    def _review_locks(self, locks: list[tuple[int, str, FieldMDPSpec]], docmdp: MDPPerm | None) -> None:
+    def _review_locks(
+        self, locks: list[tuple[int, str, FieldMDPSpec]], docmdp: MDPPerm | None
+    ) -> None:
         """pyHanko's own review from each locking signature on (only those carry a FieldMDP)."""
         for lock_rev, lock_field, spec in locks:
             if lock_rev >= self.total - 1:
                 continue
-            result = DEFAULT_DIFF_POLICY.review_file(self.reader, lock_rev, field_mdp_spec=spec, doc_mdp=docmdp)
+            result = DEFAULT_DIFF_POLICY.review_file(
+                self.reader, lock_rev, field_mdp_spec=spec, doc_mdp=docmdp
+            )
             if isinstance(result, SuspiciousModification) and "locked" in str(result):
                 self.add("fieldmdp.violation", lock_field, str(result).splitlines()[0][:300])
 
@@ -683,10 +779,14 @@ class _Verifier:
         last = max((s.revision for s in sigs if s.revision is not None), default=None)
         if last is None:
             return
-        after = [c for r, c in changes.items() if r > last and c.level not in ("NONE", "LTA_UPDATES")]
+        after = [
+            c for r, c in changes.items() if r > last and c.level not in ("NONE", "LTA_UPDATES")
+        ]
         if after:
-            self.add("revision.not_covered",
-                     detail=f"revisions {', '.join(str(c.revision) for c in after)} after the last signature")
+            self.add(
+                "revision.not_covered",
+                detail=f"revisions {', '.join(str(c.revision) for c in after)} after the last signature",
+            )
 
     def _revinfo(self, reader: PdfFileReader) -> _Revinfo:
         certs: list[x509.Certificate] = []
@@ -702,14 +802,27 @@ class _Verifier:
             crls.extend(crl.CertificateList.load(c.get_object().data) for c in dss.crls)
         return _Revinfo(certs, crls, ocsps)
 
-    async def _signature(self, sig: _Sig, doc_revinfo: _Revinfo, changes: dict[int, Change]) -> SignatureReport:
+    async def _signature(
+        self, sig: _Sig, doc_revinfo: _Revinfo, changes: dict[int, Change]
+    ) -> SignatureReport:
         f = sig.field
-        after = tuple(c for r, c in sorted(changes.items()) if sig.revision is not None and r > sig.revision)
+        after = tuple(
+            c for r, c in sorted(changes.items()) if sig.revision is not None and r > sig.revision
+        )
         levels = [c.level for c in after]
-        mod_level = "FORBIDDEN" if "FORBIDDEN" in levels else max(
-            (ModificationLevel[lv] for lv in levels), default=ModificationLevel.NONE).name
-        base: dict[str, Any] = dict(field=f, kind=sig.kind, subfilter=sig.subfilter, revision=sig.revision,
-                                    changes_after=after, modification_level=mod_level)
+        mod_level = (
+            "FORBIDDEN"
+            if "FORBIDDEN" in levels
+            else max((ModificationLevel[lv] for lv in levels), default=ModificationLevel.NONE).name
+        )
+        base: dict[str, Any] = {
+            "field": f,
+            "kind": sig.kind,
+            "subfilter": sig.subfilter,
+            "revision": sig.revision,
+            "changes_after": after,
+            "modification_level": mod_level,
+        }
         if sig.emb is None:
             self.add("signature.unreadable", f, sig.error or "")
             return SignatureReport(verdict=Verdict.INVALID, **base)
@@ -735,7 +848,9 @@ class _Verifier:
             fieldmdp = emb.fieldmdp
         except Exception:  # noqa: BLE001
             docmdp, fieldmdp = None, None
-        base["docmdp"] = f"P={docmdp.value}" if docmdp is not None and sig.kind == "certification" else None
+        base["docmdp"] = (
+            f"P={docmdp.value}" if docmdp is not None and sig.kind == "certification" else None
+        )
         base["fieldmdp"] = _describe_lock(fieldmdp)
 
         signed_data = emb.signed_data
@@ -754,7 +869,8 @@ class _Verifier:
         )
         self._check_algorithms(f, emb, cert)
         revinfo = _Revinfo(
-            doc_revinfo.certs + list(emb.other_embedded_certs), doc_revinfo.crls + _archived_crls(emb),
+            doc_revinfo.certs + list(emb.other_embedded_certs),
+            doc_revinfo.crls + _archived_crls(emb),
             doc_revinfo.ocsps + _archived_ocsps(emb),
         )
         if sig.kind == "timestamp":
@@ -764,8 +880,11 @@ class _Verifier:
             digest = emb.compute_digest()
             eci = signed_data["encap_content_info"]
             intact, valid = generic_cms.validate_sig_integrity(
-                emb.signer_info, cert, expected_content_type=eci["content_type"].native,
-                actual_digest=digest, sig_validator=self.trust.sig_validator,
+                emb.signer_info,
+                cert,
+                expected_content_type=eci["content_type"].native,
+                actual_digest=digest,
+                sig_validator=self.trust.sig_validator,
             )
         except Exception as e:  # noqa: BLE001 - structural CMS problems
             self.add("signature.not_checked", f, f"{type(e).__name__}: {str(e)[:200]}")
@@ -779,10 +898,14 @@ class _Verifier:
             self.add("signature.bad_value", f)
 
         # timing: the signer's claim, and a timestamp that proves it
-        ts_vc = self.trust.context(moment=self.moment, other_certs=revinfo.certs, crls=revinfo.crls, ocsps=revinfo.ocsps)
+        ts_vc = self.trust.context(
+            moment=self.moment, other_certs=revinfo.certs, crls=revinfo.crls, ocsps=revinfo.ocsps
+        )
         proven: datetime | None = None
         try:
-            timing = await generic_cms.collect_timing_info(emb.signer_info, ts_vc, raw_digest=emb.compute_digest)
+            timing = await generic_cms.collect_timing_info(
+                emb.signer_info, ts_vc, raw_digest=emb.compute_digest
+            )
         except Exception as e:  # noqa: BLE001
             self.add("signature.timestamp_invalid", f, f"{type(e).__name__}: {str(e)[:200]}")
             timing = {}
@@ -804,7 +927,9 @@ class _Verifier:
         verdict = Verdict.worst(x.severity for x in self.findings[before:] if x.field == f)
         return SignatureReport(verdict=verdict, **base)
 
-    async def _trust(self, cert: x509.Certificate, revinfo: _Revinfo, proven: datetime | None) -> PathOutcome:
+    async def _trust(
+        self, cert: x509.Certificate, revinfo: _Revinfo, proven: datetime | None
+    ) -> PathOutcome:
         """Validity at the proven signing time when a trusted timestamp proves it, else now."""
         moment = proven or self.moment
         outcome = await self.trust.validate_signer(cert, revinfo, moment)
@@ -814,29 +939,52 @@ class _Verifier:
 
     def _trust_findings(self, f: str, outcome: PathOutcome, proven: datetime | None) -> None:
         if outcome.problem == "signature.revoked":
-            if proven is not None and outcome.revoked_at is not None and outcome.revoked_at > proven:
+            if (
+                proven is not None
+                and outcome.revoked_at is not None
+                and outcome.revoked_at > proven
+            ):
                 self.add("signature.revoked_later", f, outcome.detail)
             else:
                 self.add("signature.revoked", f, outcome.detail)
         elif outcome.problem is not None:
             self.add(outcome.problem, f, outcome.detail[:300])
         elif outcome.revocation == "unknown":
-            self.add("signature.revocation_required" if self.trust.require_revocation
-                     else "signature.revocation_unknown", f)
+            self.add(
+                "signature.revocation_required"
+                if self.trust.require_revocation
+                else "signature.revocation_unknown",
+                f,
+            )
 
-    async def _timestamp(self, sig: _Sig, revinfo: _Revinfo, base: dict[str, Any], before: int) -> SignatureReport:
+    async def _timestamp(
+        self, sig: _Sig, revinfo: _Revinfo, base: dict[str, Any], before: int
+    ) -> SignatureReport:
         emb = sig.emb
         assert emb is not None
         f = sig.field
-        vc = self.trust.context(moment=self.moment, other_certs=revinfo.certs, crls=revinfo.crls, ocsps=revinfo.ocsps)
+        vc = self.trust.context(
+            moment=self.moment, other_certs=revinfo.certs, crls=revinfo.crls, ocsps=revinfo.ocsps
+        )
         try:
             st = await generic_cms.validate_tst_signed_data(emb.signed_data, vc, emb.compute_digest)
-            intact, valid, trusted = st["intact"], st["valid"], st["trust_problem_indic"] is None and st.get("validation_path") is not None
-            base.update(intact=intact, valid=valid, trusted=trusted, timestamp_time=_iso(st.get("timestamp")),
-                        signing_time=_iso(st.get("timestamp")))
+            intact, valid, trusted = (
+                st["intact"],
+                st["valid"],
+                st["trust_problem_indic"] is None and st.get("validation_path") is not None,
+            )
+            base.update(
+                intact=intact,
+                valid=valid,
+                trusted=trusted,
+                timestamp_time=_iso(st.get("timestamp")),
+                signing_time=_iso(st.get("timestamp")),
+            )
             path = st.get("validation_path")
             if path is not None:
-                base["trust_path"] = tuple(c.subject.human_friendly for c in path if hasattr(c, "subject"))
+                base["trust_path"] = tuple(
+                    c.subject.human_friendly for c in path if hasattr(c, "subject")
+                )
             if not intact:
                 self.add("signature.digest_mismatch", f)
             elif not valid:
@@ -851,11 +999,15 @@ class _Verifier:
     def _byte_range_ok(self, br: tuple[int, ...]) -> bool:
         if len(br) != 4 or br[0] != 0 or min(br) < 0:
             return False
-        a, b, c, d = br
+        _, b, c, d = br
         if not (b < c and c + d <= len(self.data)):
             return False
         hole = self.data[b:c]
-        return hole[:1] == b"<" and hole[-1:] == b">" and re.fullmatch(rb"<[0-9A-Fa-f]*>", hole) is not None
+        return (
+            hole[:1] == b"<"
+            and hole[-1:] == b">"
+            and re.fullmatch(rb"<[0-9A-Fa-f]*>", hole) is not None
+        )
 
     def _check_algorithms(self, f: str, emb: EmbeddedPdfSignature, cert: x509.Certificate) -> None:
         mech = str(emb.signer_info["signature_algorithm"]["algorithm"].native)
@@ -877,15 +1029,21 @@ class _Verifier:
             if r is None:
                 self.add("workflow.missing_signature", e.field, f"role {e.role}")
             elif (r.fingerprint or "").lower() != e.fingerprint.lower():
-                self.add("workflow.signer_mismatch", e.field,
-                         f"expected certificate {e.fingerprint[:16]}…, found {(r.fingerprint or '?')[:16]}… ({r.signer})")
+                self.add(
+                    "workflow.signer_mismatch",
+                    e.field,
+                    f"expected certificate {e.fingerprint[:16]}…, found {(r.fingerprint or '?')[:16]}… ({r.signer})",
+                )
         for r in actual:
             if r.field not in expected_fields:
                 self.add("workflow.unexpected_signature", r.field, r.signer or "")
         common_expected = [x for x in expected_fields if x in actual_fields]
         common_actual = [x for x in actual_fields if x in expected_fields]
         if common_expected != common_actual:
-            self.add("workflow.order_mismatch", detail=f"expected {common_expected}, found {common_actual}")
+            self.add(
+                "workflow.order_mismatch",
+                detail=f"expected {common_expected}, found {common_actual}",
+            )
         if exp.revision_sha256:
             self._check_stored_revisions(exp.revision_sha256)
 
@@ -905,16 +1063,23 @@ class _Verifier:
         for k, digest in enumerate(stored):
             r = boundary.get(digest.lower())
             if r is None:
-                self.add("revision.mismatch", detail=f"stored revision {k} is not a prefix of this file")
+                self.add(
+                    "revision.mismatch", detail=f"stored revision {k} is not a prefix of this file"
+                )
             elif r <= last:
                 self.add("revision.mismatch", detail=f"stored revision {k} is out of order")
             else:
                 last = r
         if last >= 0:
-            unrecorded = [r for r in range(last + 1, self.total)
-                          if self.levels.get(r, "OTHER") not in ("NONE", "LTA_UPDATES")]
+            unrecorded = [
+                r
+                for r in range(last + 1, self.total)
+                if self.levels.get(r, "OTHER") not in ("NONE", "LTA_UPDATES")
+            ]
             if unrecorded:
-                self.add("revision.count_mismatch", detail=f"revision(s) {unrecorded} are not recorded")
+                self.add(
+                    "revision.count_mismatch", detail=f"revision(s) {unrecorded} are not recorded"
+                )
 
 
 def _is_certification(reader: PdfFileReader, ref: Any) -> bool:
@@ -981,9 +1146,17 @@ def _walk_fields(hist: Any) -> Iterable[tuple[str, Any]]:
         if not isinstance(obj, generic.DictionaryObject):
             continue
         part = obj.get("/T")
-        name = f"{prefix}.{part}" if prefix and part is not None else (str(part) if part is not None else prefix)
+        name = (
+            f"{prefix}.{part}"
+            if prefix and part is not None
+            else (str(part) if part is not None else prefix)
+        )
         kids = obj.get("/Kids")
-        if kids is not None and any("/T" in k.get_object() for k in kids if isinstance(k.get_object(), generic.DictionaryObject)):
+        if kids is not None and any(
+            "/T" in k.get_object()
+            for k in kids
+            if isinstance(k.get_object(), generic.DictionaryObject)
+        ):
             stack.extend((k, name) for k in reversed(list(kids)))
         else:
             yield name, obj

@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from esign.verify.core import Expectation, Limits, TrustStore, verify_pdf
+from esign.verify.core import DEFAULT_LIMITS, Expectation, Limits, TrustStore, verify_pdf
 from esign.verify.report import Finding, Report, decide
 
 _CTX: Any = None
@@ -40,8 +40,13 @@ def _context() -> Any:
     return _CTX
 
 
-def failure_report(code: str, data: bytes | None = None, detail: str = "", started: float | None = None,
-                   size: int | None = None) -> Report:
+def failure_report(
+    code: str,
+    data: bytes | None = None,
+    detail: str = "",
+    started: float | None = None,
+    size: int | None = None,
+) -> Report:
     """The report of a file the verifier could not finish (never VALID)."""
     finding = Finding.of(code, detail=detail)
     return Report(
@@ -67,11 +72,20 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _Timeout()
 
 
-def _child(conn: Any, data: bytes, trust: TrustStore, expected: Expectation | None, limits: Limits,
-           validation_time: datetime | None, memory_mb: int) -> None:
+def _child(
+    conn: Any,
+    data: bytes,
+    trust: TrustStore,
+    expected: Expectation | None,
+    limits: Limits,
+    validation_time: datetime | None,
+    memory_mb: int,
+) -> None:
     _limit_memory(memory_mb)
     try:
-        report = verify_pdf(data, trust, expected=expected, limits=limits, validation_time=validation_time)
+        report = verify_pdf(
+            data, trust, expected=expected, limits=limits, validation_time=validation_time
+        )
     except MemoryError:
         report = failure_report("verify.memory", data)
     except BaseException as e:  # noqa: BLE001 - whatever happens, the parent gets a report
@@ -87,7 +101,7 @@ def verify_isolated(
     trust: TrustStore,
     *,
     expected: Expectation | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
     timeout_s: float | None = None,
     memory_mb: int | None = None,
@@ -144,7 +158,9 @@ def _init_worker(trust: TrustStore, limits: Limits, validation_time: datetime | 
     _WORKER.update(trust=trust, limits=limits, validation_time=validation_time)
 
 
-def verify_path(path: str, trust: TrustStore, limits: Limits, validation_time: datetime | None) -> Report:
+def verify_path(
+    path: str, trust: TrustStore, limits: Limits, validation_time: datetime | None
+) -> Report:
     """Read and verify one file under an alarm (in a worker that already has a memory limit)."""
     started = time.perf_counter()
     try:
@@ -174,7 +190,7 @@ def verify_many(
     trust: TrustStore,
     *,
     jobs: int | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[Path, Report]]:
@@ -187,12 +203,14 @@ def verify_many(
     todo = [Path(p) for p in paths]
     total = len(todo)
     if validation_time is None:
-        validation_time = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        validation_time = datetime.now(UTC).replace(second=0, microsecond=0)
     jobs = max(1, jobs or os.cpu_count() or 1)
     done = 0
     pending_paths = list(todo)
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=_context(), initializer=_init_worker,
+        max_workers=jobs,
+        mp_context=_context(),
+        initializer=_init_worker,
         initargs=(trust, limits, validation_time),
     ) as pool:
         futures: dict[Future[Report], Path] = {pool.submit(_work, str(p)): p for p in pending_paths}

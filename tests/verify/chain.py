@@ -162,7 +162,9 @@ def fill_text(writer: IncrementalPdfFileWriter, name: str, value: str) -> None:
                 {
                     pdf_name("/Type"): pdf_name("/XObject"),
                     pdf_name("/Subtype"): pdf_name("/Form"),
-                    pdf_name("/BBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, 128, 20))),
+                    pdf_name("/BBox"): generic.ArrayObject(
+                        map(generic.NumberObject, (0, 0, 128, 20))
+                    ),
                 },
                 stream_data=f"/Tx BMC BT /Helv 10 Tf 2 6 Td ({value}) Tj ET EMC".encode("latin-1"),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name, pdf_string
@@ -33,7 +33,7 @@ def sig_holes(data: bytes) -> list[tuple[int, int]]:
     """(start, end) of every /Contents hole, from the ByteRanges in the bytes."""
     out = []
     for m in re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]", data):
-        a, b, c, d = (int(x) for x in m.groups())
+        a, b, c, _ = (int(x) for x in m.groups())
         out.append((a + b, c))
     return out
 
@@ -45,8 +45,12 @@ def appended_bytes(data: bytes) -> bytes:
 def incremental_saving(data: bytes) -> bytes:
     """An unsigned update after signing that points the page at new content."""
     w = _writer(data)
-    ref, page = _page(w)
-    new = w.add_object(generic.StreamObject(stream_data=b"BT /F1 14 Tf 72 760 Td (Kinh phi: 999.000.000 dong) Tj ET"))
+    _, page = _page(w)
+    new = w.add_object(
+        generic.StreamObject(
+            stream_data=b"BT /F1 14 Tf 72 760 Td (Kinh phi: 999.000.000 dong) Tj ET"
+        )
+    )
     page[pdf_name("/Contents")] = new
     w.update_container(page)
     return _out(w)
@@ -73,8 +77,13 @@ def set_field(data: bytes, name: str, value: str) -> bytes:
         if obj.get("/T") == name:
             obj[pdf_name("/V")] = pdf_string(value)
             ap = generic.StreamObject(
-                {pdf_name("/Type"): pdf_name("/XObject"), pdf_name("/Subtype"): pdf_name("/Form"),
-                 pdf_name("/BBox"): generic.ArrayObject([generic.NumberObject(x) for x in (0, 0, 128, 20)])},
+                {
+                    pdf_name("/Type"): pdf_name("/XObject"),
+                    pdf_name("/Subtype"): pdf_name("/Form"),
+                    pdf_name("/BBox"): generic.ArrayObject(
+                        [generic.NumberObject(x) for x in (0, 0, 128, 20)]
+                    ),
+                },
                 stream_data=f"/Tx BMC BT /Helv 10 Tf 2 6 Td ({value}) Tj ET EMC".encode("latin-1"),
             )
             obj[pdf_name("/AP")] = generic.DictionaryObject({pdf_name("/N"): w.add_object(ap)})
@@ -86,14 +95,20 @@ def set_field(data: bytes, name: str, value: str) -> bytes:
 def add_annotation(data: bytes) -> bytes:
     """Evil annotation: a FreeText annotation over the page after signing."""
     w = _writer(data)
-    ref, page = _page(w)
-    annot = w.add_object(generic.DictionaryObject({
-        pdf_name("/Type"): pdf_name("/Annot"),
-        pdf_name("/Subtype"): pdf_name("/FreeText"),
-        pdf_name("/Rect"): generic.ArrayObject([generic.NumberObject(x) for x in (72, 740, 400, 780)]),
-        pdf_name("/Contents"): pdf_string("Kinh phi: 999.000.000 dong"),
-        pdf_name("/DA"): pdf_string("/Helv 14 Tf 0 g"),
-    }))
+    _, page = _page(w)
+    annot = w.add_object(
+        generic.DictionaryObject(
+            {
+                pdf_name("/Type"): pdf_name("/Annot"),
+                pdf_name("/Subtype"): pdf_name("/FreeText"),
+                pdf_name("/Rect"): generic.ArrayObject(
+                    [generic.NumberObject(x) for x in (72, 740, 400, 780)]
+                ),
+                pdf_name("/Contents"): pdf_string("Kinh phi: 999.000.000 dong"),
+                pdf_name("/DA"): pdf_string("/Helv 14 Tf 0 g"),
+            }
+        )
+    )
     annots = page["/Annots"]
     annots.append(annot)
     w.update_container(annots)
@@ -121,7 +136,7 @@ def strip_signature_field(data: bytes, name: str) -> bytes:
 def unknown_subfilter(data: bytes) -> bytes:
     """The first signature's /SubFilter renamed to one no validator knows (same length)."""
     i = data.index(b"/ETSI.CAdES.detached")
-    return data[:i] + b"/ETSI.CAdES.detacheX" + data[i + 20:]
+    return data[:i] + b"/ETSI.CAdES.detacheX" + data[i + 20 :]
 
 
 def wrapped_signature(data: bytes) -> bytes:
@@ -149,13 +164,13 @@ def null_byte_range(data: bytes) -> bytes:
     m = re.search(rb"/ByteRange\s*\[[^\]]*\]", data)
     assert m
     text = b"/ByteRange null"
-    return data[: m.start()] + text + b" " * (m.end() - m.start() - len(text)) + data[m.end():]
+    return data[: m.start()] + text + b" " * (m.end() - m.start() - len(text)) + data[m.end() :]
 
 
 def tamper_signed_byte(data: bytes) -> bytes:
     """Change one letter of the page text, inside every signature's signed range."""
     i = data.index(b"(To trinh")
-    return data[:i + 1] + b"X" + data[i + 2:]
+    return data[: i + 1] + b"X" + data[i + 2 :]
 
 
 def self_made_signer(name: str = "Nguoi la") -> signers.SimpleSigner:
@@ -171,28 +186,47 @@ def self_made_signer(name: str = "Nguoi la") -> signers.SimpleSigner:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (
-        cx509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(cx509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365))
-        .add_extension(cx509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+        cx509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(
+            cx509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    asn1_key = asn1_keys.PrivateKeyInfo.load(key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return signers.SimpleSigner(signing_cert=asn1_cert, signing_key=asn1_key,
-                                cert_registry=SimpleCertificateStore.from_certs([asn1_cert]))
+    asn1_key = asn1_keys.PrivateKeyInfo.load(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return signers.SimpleSigner(
+        signing_cert=asn1_cert,
+        signing_key=asn1_key,
+        cert_registry=SimpleCertificateStore.from_certs([asn1_cert]),
+    )
 
 
 def sneaky_signature(data: bytes) -> bytes:
     """A new signature field added after certification and signed with a self-made certificate."""
     w = _writer(data)
-    meta = signers.PdfSignatureMetadata(field_name="sneaky", md_algorithm="sha256",
-                                        subfilter=fields.SigSeedSubFilter.PADES)
-    signer = signers.PdfSigner(meta, signer=self_made_signer(),
-                               new_field_spec=fields.SigFieldSpec("sneaky", box=(72, 72, 272, 112)))
+    meta = signers.PdfSignatureMetadata(
+        field_name="sneaky", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+    )
+    signer = signers.PdfSigner(
+        meta,
+        signer=self_made_signer(),
+        new_field_spec=fields.SigFieldSpec("sneaky", box=(72, 72, 272, 112)),
+    )
     return signer.sign_pdf(w).getvalue()
 
 
@@ -224,10 +258,12 @@ def _pdf_with(objects: list[bytes], root: int = 1, xref_stream: bytes | None = N
 
 def deep_nesting(depth: int = 10_000) -> bytes:
     deep = b"[" * depth + b"]" * depth
-    return _pdf_with([
-        b"<< /Type /Catalog /Pages 2 0 R /Deep " + deep + b" >>",
-        b"<< /Type /Pages /Kids [] /Count 0 >>",
-    ])
+    return _pdf_with(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /Deep " + deep + b" >>",
+            b"<< /Type /Pages /Kids [] /Count 0 >>",
+        ]
+    )
 
 
 def deflate_bomb(mib: int = 400) -> bytes:
@@ -243,16 +279,18 @@ def deflate_bomb(mib: int = 400) -> bytes:
     data = b"".join(parts)
     out = bytearray(b"%PDF-1.7\n")
     off_objstm = len(out)
-    out += (f"3 0 obj\n<< /Type /ObjStm /N 1 /First {len(head)} /Filter /FlateDecode /Length {len(data)} >>\nstream\n"
-            .encode() + data + b"\nendstream\nendobj\n")
+    out += (
+        f"3 0 obj\n<< /Type /ObjStm /N 1 /First {len(head)} /Filter /FlateDecode /Length {len(data)} >>\nstream\n".encode()
+        + data
+        + b"\nendstream\nendobj\n"
+    )
     off_pages = len(out)
     out += b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
     # a cross-reference stream: object 1 lives in object stream 3
     rows = [(0, 0, 255), (2, 3, 0), (1, off_pages, 0), (1, off_objstm, 0)]
     xref_data = b"".join(bytes([t]) + f.to_bytes(4, "big") + bytes([g & 0xFF]) for t, f, g in rows)
     off_xref = len(out)
-    out += (f"4 0 obj\n<< /Type /XRef /Size 5 /W [1 4 1] /Root 1 0 R /Length {len(xref_data) + 6} >>\nstream\n"
-            .encode())
+    out += f"4 0 obj\n<< /Type /XRef /Size 5 /W [1 4 1] /Root 1 0 R /Length {len(xref_data) + 6} >>\nstream\n".encode()
     rows.append((1, off_xref, 0))
     xref_data = b"".join(bytes([t]) + f.to_bytes(4, "big") + bytes([g & 0xFF]) for t, f, g in rows)
     out += xref_data + b"\nendstream\nendobj\n"

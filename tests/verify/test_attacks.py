@@ -25,7 +25,9 @@ def test_the_real_chain_is_valid(chain: Chain, trust: TrustStore) -> None:
     assert fields == ["drafter", "adviser_1", "adviser_2", "chair", "seal"]
     first = report.signatures[0]
     assert first.kind == "certification" and first.docmdp == "P=2"
-    assert all(s.revocation == "good" and s.trusted for s in report.signatures if s.kind != "timestamp")
+    assert all(
+        s.revocation == "good" and s.trusted for s in report.signatures if s.kind != "timestamp"
+    )
     assert all(s.timestamp_time for s in report.signatures)
     assert report.signatures[3].fieldmdp.startswith("INCLUDE")
     assert report.signatures[4].fieldmdp == "ALL"
@@ -44,29 +46,67 @@ def test_unsigned_first_revision_is_unsigned(chain: Chain, trust: TrustStore) ->
 
 
 FINAL: dict[str, tuple[Callable[[bytes], bytes], Verdict, set[str]]] = {
-    "bytes_after_last_revision": (hostile.appended_bytes, Verdict.MODIFIED, {"file.trailing_bytes"}),
-    "incremental_saving_attack": (hostile.incremental_saving, Verdict.INVALID,
-                                  {"revision.unsigned", "docmdp.violation"}),
-    "shadow_hide_and_replace": (hostile.shadow_replace, Verdict.INVALID, {"revision.unsigned", "docmdp.violation"}),
-    "locked_field_blanked": (lambda d: hostile.set_field(d, "number", ""), Verdict.INVALID,
-                             {"fieldmdp.violation", "field.changed_after_signing"}),
-    "locked_field_changed": (lambda d: hostile.set_field(d, "date", "2020-01-01"), Verdict.INVALID,
-                             {"fieldmdp.violation"}),
-    "evil_annotation": (hostile.add_annotation, Verdict.INVALID, {"annotation.added", "revision.unsigned"}),
-    "signature_stripped": (lambda d: hostile.strip_signature_field(d, "adviser_2"), Verdict.INVALID,
-                           {"signature.stripped"}),
-    "tampered_signed_byte": (hostile.tamper_signed_byte, Verdict.INVALID, {"signature.digest_mismatch"}),
+    "bytes_after_last_revision": (
+        hostile.appended_bytes,
+        Verdict.MODIFIED,
+        {"file.trailing_bytes"},
+    ),
+    "incremental_saving_attack": (
+        hostile.incremental_saving,
+        Verdict.INVALID,
+        {"revision.unsigned", "docmdp.violation"},
+    ),
+    "shadow_hide_and_replace": (
+        hostile.shadow_replace,
+        Verdict.INVALID,
+        {"revision.unsigned", "docmdp.violation"},
+    ),
+    "locked_field_blanked": (
+        lambda d: hostile.set_field(d, "number", ""),
+        Verdict.INVALID,
+        {"fieldmdp.violation", "field.changed_after_signing"},
+    ),
+    "locked_field_changed": (
+        lambda d: hostile.set_field(d, "date", "2020-01-01"),
+        Verdict.INVALID,
+        {"fieldmdp.violation"},
+    ),
+    "evil_annotation": (
+        hostile.add_annotation,
+        Verdict.INVALID,
+        {"annotation.added", "revision.unsigned"},
+    ),
+    "signature_stripped": (
+        lambda d: hostile.strip_signature_field(d, "adviser_2"),
+        Verdict.INVALID,
+        {"signature.stripped"},
+    ),
+    "tampered_signed_byte": (
+        hostile.tamper_signed_byte,
+        Verdict.INVALID,
+        {"signature.digest_mismatch"},
+    ),
 }
 
 CERTIFIED: dict[str, tuple[Callable[[bytes], bytes], Verdict, set[str]]] = {
-    "evil_annotation_after_certification": (hostile.add_annotation, Verdict.INVALID,
-                                            {"annotation.added", "docmdp.violation"}),
-    "unknown_subfilter_not_skipped": (hostile.unknown_subfilter, Verdict.INVALID, {"signature.unknown_subfilter"}),
+    "evil_annotation_after_certification": (
+        hostile.add_annotation,
+        Verdict.INVALID,
+        {"annotation.added", "docmdp.violation"},
+    ),
+    "unknown_subfilter_not_skipped": (
+        hostile.unknown_subfilter,
+        Verdict.INVALID,
+        {"signature.unknown_subfilter"},
+    ),
     "signature_wrapping": (hostile.wrapped_signature, Verdict.INVALID, {"signature.coverage"}),
     "usf_zeroed_contents": (hostile.zeroed_contents, Verdict.INVALID, {"signature.unreadable"}),
     "usf_null_byte_range": (hostile.null_byte_range, Verdict.INVALID, {"signature.byte_range"}),
-    "sneaky_signature": (hostile.sneaky_signature, Verdict.INVALID,
-                         {"field.added_after_signing", "signature.untrusted"}),
+    "sneaky_signature": (
+        hostile.sneaky_signature,
+        Verdict.INVALID,
+        {"field.added_after_signing", "signature.untrusted"},
+    ),
 }
 
 

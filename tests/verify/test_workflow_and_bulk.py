@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -14,8 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from esign.verify import Expectation, ExpectedSignature, Limits, TrustStore, Verdict, verify_isolated, verify_many
-from esign.verify import verify_pdf
+from esign.verify import (
+    Expectation,
+    ExpectedSignature,
+    TrustStore,
+    Verdict,
+    verify_isolated,
+    verify_many,
+    verify_pdf,
+)
 from tests.verify import hostile
 from tests.verify.chain import STEPS, Chain
 
@@ -84,14 +90,22 @@ def test_isolated_memory_limit_is_malformed(chain: Chain, trust: TrustStore) -> 
     assert report.codes & {"verify.memory", "verify.crashed", "pdf.decode_limit"}
 
 
-def test_isolated_malformed_inputs_leave_the_process_unharmed(chain: Chain, trust: TrustStore) -> None:
-    for data in (hostile.deep_nesting(10_000), hostile.deflate_bomb(400), b"%PDF-1.7\n" + b"\x00" * 5000):
+def test_isolated_malformed_inputs_leave_the_process_unharmed(
+    chain: Chain, trust: TrustStore
+) -> None:
+    for data in (
+        hostile.deep_nesting(10_000),
+        hostile.deflate_bomb(400),
+        b"%PDF-1.7\n" + b"\x00" * 5000,
+    ):
         assert verify_isolated(data, trust, timeout_s=10).verdict is Verdict.MALFORMED
     assert verify_pdf(chain.final, trust).verdict is Verdict.VALID
 
 
 @pytest.fixture(scope="module")
-def archive(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Verdict]]:
+def archive(
+    chain: Chain, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Verdict]]:
     folder = tmp_path_factory.mktemp("archive")
     (folder / "sub").mkdir()
     files = {
@@ -108,19 +122,24 @@ def archive(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return folder, {name: v for name, (_, v) in files.items()}
 
 
-def test_verify_many_over_a_pool(archive: tuple[Path, dict[str, Verdict]], trust: TrustStore) -> None:
+def test_verify_many_over_a_pool(
+    archive: tuple[Path, dict[str, Verdict]], trust: TrustStore
+) -> None:
     from esign.verify.audit import find_pdfs
 
     folder, expected = archive
     seen = []
-    results = dict(verify_many(find_pdfs(folder), trust, jobs=2, progress=lambda d, t: seen.append((d, t))))
+    results = dict(
+        verify_many(find_pdfs(folder), trust, jobs=2, progress=lambda d, t: seen.append((d, t)))
+    )
     got = {str(p.relative_to(folder)): r.verdict for p, r in results.items()}
     assert got == expected
     assert seen[-1] == (len(expected), len(expected))
 
 
-def test_audit_writes_csv_and_json(archive: tuple[Path, dict[str, Verdict]], trust: TrustStore,
-                                   tmp_path: Path) -> None:
+def test_audit_writes_csv_and_json(
+    archive: tuple[Path, dict[str, Verdict]], trust: TrustStore, tmp_path: Path
+) -> None:
     from esign.verify.audit import find_pdfs, run_audit
 
     folder, expected = archive
@@ -144,7 +163,9 @@ def _redis_up() -> bool:
 
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
-def test_audit_fans_out_over_rq(archive: tuple[Path, dict[str, Verdict]], trust: TrustStore, tmp_path: Path) -> None:
+def test_audit_fans_out_over_rq(
+    archive: tuple[Path, dict[str, Verdict]], trust: TrustStore, tmp_path: Path
+) -> None:
     from esign.verify.audit import find_pdfs, run_audit
 
     folder, expected = archive
@@ -157,13 +178,21 @@ def test_audit_fans_out_over_rq(archive: tuple[Path, dict[str, Verdict]], trust:
     result: dict[str, object] = {}
 
     def run() -> None:
-        result["summary"] = run_audit(find_pdfs(folder), trust, tmp_path, redis_url="redis://127.0.0.1:6379",
-                                      queue_name=queue)
+        result["summary"] = run_audit(
+            find_pdfs(folder), trust, tmp_path, redis_url="redis://127.0.0.1:6379", queue_name=queue
+        )
 
     t = threading.Thread(target=run)
     t.start()
-    worker = subprocess.run([str(rq), "worker", "--burst", "-u", "redis://127.0.0.1:6379", queue],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    worker = subprocess.run(
+        [str(rq), "worker", "--burst", "-u", "redis://127.0.0.1:6379", queue],
+        check=False,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     t.join(120)
     assert worker.returncode == 0, worker.stderr[-2000:]
     summary = result["summary"]
@@ -195,7 +224,9 @@ def test_cli_audit(archive: tuple[Path, dict[str, Verdict]], chain: Chain, tmp_p
     from esign.verify.commands import make_audit_command
 
     folder, _ = archive
-    res = CliRunner().invoke(make_audit_command(), [str(folder), "--trust", str(chain.root), "--jobs", "2",
-                                                    "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        make_audit_command(),
+        [str(folder), "--trust", str(chain.root), "--jobs", "2", "--out", str(tmp_path / "out")],
+    )
     assert res.exit_code == 6, res.output
     assert (tmp_path / "out" / "audit.csv").exists()
