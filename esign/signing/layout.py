@@ -185,7 +185,6 @@ LEFT, RIGHT, TOP, BOTTOM = 30.0, 15.0, 20.0, 25.0
 LEFT_COL = (25.0, 75.0)  # x, width of the agency block
 RIGHT_COL = (98.0, 100.0)  # x, width of the national motto block
 SIGN_COL = (110.0, 85.0)  # x, width of the signer block
-NUMBER_BOX = (34.0, 60.0)  # x, width of the number field after "Số:"
 CHAIR_BOX = (120.0, 64.0, 30.0)  # x, width, height of the chair's stamp
 SEAL_BOX = (80.0, 38.0)  # x, side of the agency seal
 STRIP_H = 19.0  # height of the row of drafter and adviser stamps
@@ -292,8 +291,11 @@ def render_memo(memo: MemoContent) -> bytes:
     row = max(left_bottom, right_bottom) + 4
     pdf.set_font(FAMILY, "", 13)
     pdf.set_xy(lx, row)
-    pdf.cell(lw, 7, f"Số:        /{memo.number_suffix}", align="C")
-    regions.reserve("number", 0, NUMBER_BOX[0], row - 0.5, NUMBER_BOX[1], 8)
+    number_line = f"Số:        /{memo.number_suffix}"
+    pdf.cell(lw, 7, number_line, align="C")
+    # the field starts after "Số: " and covers the blank and the suffix: the value is "12/TTr-UBND"
+    field_x = lx + (lw - pdf.get_string_width(number_line)) / 2 + pdf.get_string_width("Số: ")
+    regions.reserve("number", 0, field_x, row - 0.5, lx + lw - field_x, 8)
     pdf.set_font(FAMILY, "I", 13)
     pdf.set_xy(rx, row)
     place = f"{memo.place}, " if memo.place else ""
@@ -528,7 +530,13 @@ def _acroform(writer: IncrementalPdfFileWriter) -> generic.DictionaryObject:
     return form
 
 
-def _add_text_field(writer: IncrementalPdfFileWriter, name: str, region: Region) -> None:
+#: quadding (/Q) of text fields by slot: 0 left (the number follows "Số:"), 1 centred
+TEXT_ALIGN = {"number": 0, "date": 1}
+
+
+def _add_text_field(
+    writer: IncrementalPdfFileWriter, name: str, region: Region, quadding: int = 1
+) -> None:
     page_ref, _ = writer.find_page_for_modification(region.page)
     widget = generic.DictionaryObject(
         {
@@ -540,6 +548,7 @@ def _add_text_field(writer: IncrementalPdfFileWriter, name: str, region: Region)
             pdf_name("/F"): generic.NumberObject(4),  # print
             pdf_name("/P"): page_ref,
             pdf_name("/DA"): pdf_string("/Helv 0 Tf 0 g"),
+            pdf_name("/Q"): generic.NumberObject(quadding),
         }
     )
     ref = writer.add_object(widget)
@@ -679,7 +688,7 @@ def prepare_first_revision(
                 ),
             )
         elif f.kind == "text":
-            _add_text_field(writer, f.name, region)
+            _add_text_field(writer, f.name, region, TEXT_ALIGN.get(f.slot, 1))
         else:
             raise ValueError(f"field {f.name!r}: unknown kind {f.kind!r}")
 
