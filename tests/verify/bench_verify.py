@@ -60,7 +60,7 @@ def main(n_files: int = 40) -> None:
         t = time.perf_counter()
         verify_pdf(data, fresh)
         cold.append(time.perf_counter() - t)
-    ms = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms (min {min(xs) * 1000:.0f})"  # noqa: E731
+    ms = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms (min {min(xs) * 1000:.0f})"
     print(f"memo with 5 signatures + document timestamp, {len(data)} bytes, 13 revisions")
     print(f"  pyHanko plain loop:             {ms(theirs)}")
     print(f"  verify_pdf, warm TrustStore:    {ms(ours)}")
