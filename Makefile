@@ -10,7 +10,10 @@ STAMP  := $(VENV)/.installed
 DEBS   := softhsm2 opensc poppler-utils libnss3-tools chromium fonts-noto-core
 PYTEST_ARGS ?=
 
+# development secrets of the development PKI and SoftHSM tokens (keys/dev, git-ignored)
 export ESIGN_SOFTKEY_PASSPHRASE ?= esign-dev
+export ESIGN_SEAL_PIN ?= 123456
+export SOFTHSM2_CONF ?= $(CURDIR)/keys/dev/softhsm/softhsm2.conf
 
 .PHONY: run test system install pki db demo lint bench clean-dev
 
@@ -42,6 +45,7 @@ install: $(STAMP)
 
 pki: install
 	$(BIN)/python keys/make_dev_pki.py keys/dev
+	$(BIN)/python keys/tokens.py keys/dev
 
 db: install
 	$(BIN)/esign db upgrade

@@ -89,6 +89,22 @@ class SigningSettings:
     seal_credential: str = "agency-seal"
     #: backends offered to officers, in order of preference
     backends: tuple[str, ...] = ("softkey",)
+    #: where the officer's browser finds esign-agent (the desktop token agent)
+    agent_url: str = "http://127.0.0.1:9796"
+
+
+@dataclass(frozen=True)
+class Pkcs11Settings:
+    """A token or HSM the server itself reaches (the agency seal, server-held keys)."""
+
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "agency-seal"
+    #: environment variable holding the token's PIN
+    pin_env: str = "ESIGN_SEAL_PIN"
+    #: PEM files of intermediates to embed with the token's certificates
+    chain_pem: tuple[Path, ...] = ()
+    #: SoftHSM2 configuration to load (development); empty: the environment's
+    softhsm_conf: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,7 @@ class Settings:
     workflows: WorkflowSettings = field(default_factory=WorkflowSettings)
     pki: PkiSettings = field(default_factory=PkiSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
     #: folder that relative paths were resolved against
     root: Path = Path(".")
 

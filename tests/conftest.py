@@ -40,7 +40,7 @@ def make_settings(base: Path, pki: Path, database_url: str | None = None, **extr
         "storage": {"blobs": str(base / "blobs"), "previews": str(base / "previews")},
         "workflows": {"definitions": str(ROOT / "workflows")},
         "pki": {"trust_roots": [str(pki / "root.cert.pem")], "dev_dir": str(pki)},
-        "signing": {"backends": ["softkey", "agent"]},
+        "signing": {"backends": ["softkey", "agent"], "seal_backend": "softkey"},
     }
     for table, values in extra.items():
         overrides.setdefault(table, {}).update(values)

@@ -68,6 +68,17 @@ def make_backends(settings: Settings) -> dict[str, Backend]:
 
         passphrase = settings.secret(settings.pki.softkey_passphrase_env) or "esign-dev"
         backends["softkey"] = SoftkeyBackend(settings.pki.dev_dir, passphrase)
+    if "pkcs11" in wanted:
+        import os
+
+        from esign.signing.pkcs11 import Pkcs11Backend
+
+        p11 = settings.pkcs11
+        if p11.softhsm_conf:
+            # SoftHSM reads its configuration once, when the module is first loaded
+            conf = p11.softhsm_conf if os.path.isabs(p11.softhsm_conf) else str(settings.root / p11.softhsm_conf)
+            os.environ.setdefault("SOFTHSM2_CONF", conf)
+        backends["pkcs11"] = Pkcs11Backend(p11.module, p11.token_label, p11.pin_env, chain_pem=p11.chain_pem)
     if "agent" in wanted:
         from esign.signing.external import ExternalBackend
 

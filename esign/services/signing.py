@@ -156,7 +156,8 @@ def _stamp(session: Session, actor: User, step: StepRecord, document: Document, 
         title = actor.title
         if "chair" in actor.roles and style == "full" and step.state == "approve":
             authority = "TM. ỦY BAN NHÂN DÂN"
-    return deferred.StampText(authority=authority, title=title.upper() if style == "full" else title,
+    # the signature block's title lines are capitals (Decree 30); the drafter's stamp keeps the job title
+    return deferred.StampText(authority=authority, title=title.upper() if authority else title,
                               name=actor.full_name, signed_at=signed_at)
 
 
