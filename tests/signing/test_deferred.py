@@ -287,3 +287,26 @@ def test_stamp_times_are_printed_in_vietnam_time() -> None:
     ]
     with pytest.raises(ValueError):
         deferred.iso_time(datetime(2026, 1, 1) + timedelta())
+
+
+def test_a_signature_timestamp_fits_the_room_left_for_it(
+    first_revision: bytes, softkey, dev_pki: Path, checks
+) -> None:  # type: ignore[no-untyped-def]
+    from asn1crypto import keys, pem, x509
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    tsa = DummyTimeStamper(
+        tsa_cert=x509.Certificate.load(pem.unarmor((dev_pki / "tsa.cert.pem").read_bytes())[2]),
+        tsa_key=keys.PrivateKeyInfo.load(
+            pem.unarmor((dev_pki / "keys" / "tsa.key.pem").read_bytes())[2]
+        ),
+        fixed_dt=at(8, 31),
+    )
+    credential, spec = STEPS[0]
+    bundle = softkey.certificate(credential)
+    prepared = deferred.prepare_signature(first_revision, spec, bundle, timestamp=True)
+    value = softkey.sign(SignRequest(credential=credential, tbs=prepared.tbs)).signature
+    out = deferred.finish_signature(prepared, value, bundle, timestamper=tsa)
+    (status,) = checks.pyhanko(out)
+    assert status.bottom_line and status.timestamp_validity is not None
+    assert status.timestamp_validity.intact and status.timestamp_validity.valid
