@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from asn1crypto import x509
 from sqlalchemy import select
 
 from esign.errors import NotFound
@@ -75,6 +76,8 @@ class CertificateRow:
     backend: str
     subject: str
     not_after: datetime
+    #: the subject's common name: the person, as a choice list shows it
+    name: str
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,16 @@ class DocumentOverview:
     authorities: list[str]
     pending: list[PendingRequest]
     action_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def common_name(der: bytes, part: str) -> str:
+    """The common name of a certificate's subject or issuer ("" when it has none)."""
+    try:
+        name = getattr(x509.Certificate.load(der), part).native
+    except (ValueError, TypeError):
+        return ""
+    value = name.get("common_name", "") if isinstance(name, dict) else ""
+    return value if isinstance(value, str) else ""
 
 
 def _person(user: User) -> Person:
@@ -220,7 +233,7 @@ def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOv
             ))
         offered = list(ctx.settings.signing.backends)
         certificates = [
-            CertificateRow(c.id, c.device, c.backend, c.subject, c.not_after)
+            CertificateRow(c.id, c.device, c.backend, c.subject, c.not_after, common_name(c.der, "subject"))
             for c in session.scalars(select(Certificate).where(Certificate.user_id == actor.id, Certificate.active)
                                      .order_by(Certificate.id))
             if c.backend in offered and c.not_before <= now <= c.not_after
@@ -360,6 +373,8 @@ class CertificateInfo:
     not_after: datetime
     fingerprint: str
     active: bool
+    name: str
+    issuer_name: str
 
 
 @dataclass(frozen=True)
@@ -378,7 +393,7 @@ class UserRow:
 
 def _certificate_info(c: Certificate) -> CertificateInfo:
     return CertificateInfo(c.id, c.device, c.backend, c.credential, c.subject, c.issuer, c.not_after,
-                           c.fingerprint, c.active)
+                           c.fingerprint, c.active, common_name(c.der, "subject"), common_name(c.der, "issuer"))
 
 
 def _user_row(user: User) -> UserRow:
@@ -417,3 +432,9 @@ def unit_seals(ctx: Context, actor: User) -> list[CertificateInfo]:
     with ctx.db.session() as session:
         return [_certificate_info(c) for c in session.scalars(
             select(Certificate).where(Certificate.unit_id == actor.unit_id).order_by(Certificate.id))]
+
+
+def bound_credentials(ctx: Context) -> set[tuple[str, str]]:
+    """(backend, credential) of every certificate bound to anyone, active or withdrawn."""
+    with ctx.db.session() as session:
+        return {(b, c) for b, c in session.execute(select(Certificate.backend, Certificate.credential))}

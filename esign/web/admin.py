@@ -85,7 +85,8 @@ def _render_user(user_id: int, *, edit: UserEditForm | None = None, bind: BindFo
     if edit is None:
         edit = UserEditForm(formdata=None, roles=sorted(row.roles), active=row.active)
     bind = bind or BindForm(formdata=None)
-    bound = {(c.backend, c.credential) for c in row.certificates if c.active}
+    # a key bound once (to anyone, the agency seal included) is never offered again
+    bound = overview.bound_credentials(ctx)
     bind.credential.choices = [
         (f"{c.backend}:{c.credential}", f"{c.credential} — {c.subject}")
         for c in users.available_credentials(ctx) if (c.backend, c.credential) not in bound

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from esign.services import signing
+from esign.services import overview, signing
 from esign.services.signing import SigningOutcome
 from esign.web.errors import error_response
 from esign.web.helpers import esign_ctx, me
@@ -34,6 +34,53 @@ def outcome_json(outcome: SigningOutcome) -> dict[str, Any]:
         "revision_index": outcome.revision_index,
         "message": _(outcome.message) if outcome.message else "",
     }
+
+
+def _certificate_for_device(document_id: int, device: str) -> int | None:
+    """The officer's certificate on ``device`` ("token", "mobile") that the server cannot reach, if any."""
+    ov = overview.document_overview(esign_ctx(), me(), document_id)
+    reachable = esign_ctx().backends
+    for certificate in ov.certificates:
+        if certificate.device == device and not hasattr(reachable.get(certificate.backend), "available_credentials"):
+            return certificate.id
+    return None
+
+
+@bp.post("/documents/<int:document_id>/signature-requests")
+@login_required
+def create_request(document_id: int) -> Any:
+    """Prepare a signature for a device in the officer's hands (the desktop agent's token).
+
+    Body: the sign form's fields as JSON: ``action``, ``certificate_id`` (or
+    ``device``: "token" | "mobile"), ``comment``, ``advisers``, ``number``,
+    ``idempotency_key``. Answers the request with the tbs to sign.
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        return error_response(400, "bad_request", _('Send JSON with at least {"action": "..."}.'))
+    certificate_id = body.get("certificate_id")
+    try:
+        certificate_id = int(certificate_id) if certificate_id not in (None, "") else None
+    except (TypeError, ValueError):
+        return error_response(400, "bad_request", _("certificate_id is a number."))
+    if certificate_id is None and isinstance(body.get("device"), str):
+        certificate_id = _certificate_for_device(document_id, body["device"])
+    advisers = body.get("advisers") or []
+    if isinstance(advisers, str):
+        advisers = [advisers]
+    number = body.get("number")
+    outcome = signing.request_signature(
+        esign_ctx(),
+        me(),
+        document_id,
+        body["action"],
+        certificate_id=certificate_id,
+        comment=str(body.get("comment") or ""),
+        advisers=[str(a) for a in advisers if isinstance(a, str)],
+        number=str(number) if number not in (None, "") else None,
+        idempotency_key=str(body.get("idempotency_key") or "") or None,
+    )
+    return jsonify(outcome_json(outcome)), 200 if outcome.status == "completed" else 201
 
 
 @bp.get("/signature-requests/<request_id>")

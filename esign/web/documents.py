@@ -17,6 +17,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -25,7 +26,7 @@ from esign.services import access, documents, overview, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
 from esign.web.forms import ActionForm, ComposeForm, SignForm, UploadForm
-from esign.web.helpers import db, esign_ctx, me, translate_error
+from esign.web.helpers import DATE, db, esign_ctx, me, translate_error
 from esign.web.helpers import label_of as label
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -88,7 +89,9 @@ def _sign_form(ov: overview.DocumentOverview, data: Any = None) -> SignForm:
     form = SignForm(formdata=data)
     device_names = {"token": _("USB token"), "mobile": _("Mobile certificate")}
     form.certificate_id.choices = [
-        (c.id, f"{device_names.get(c.device, c.device)} — {c.subject}") for c in ov.certificates
+        (c.id, _("%(device)s — %(name)s, valid until %(date)s", device=device_names.get(c.device, c.device),
+                 name=c.name or c.subject, date=format_datetime(c.not_after, DATE)))
+        for c in ov.certificates
     ]
     form.advisers.choices = [(p.username, f"{p.full_name} ({p.title})" if p.title else p.full_name)
                              for p in ov.advisers]
