@@ -512,3 +512,35 @@ def test_a_device_the_server_cannot_reach_completes_through_the_api(app: Flask, 
     assert done.status_code == 200, done.json
     assert done.json["status"] == "completed"
     assert state_of(app, document_id) == "advise"
+
+
+def test_a_desktop_agent_prepares_and_completes_a_signature_through_json(app: Flask, client: FlaskClient) -> None:
+    from esign.signing.backend import SignRequest
+
+    ctx = app.extensions["esign"]
+    officer = user(app, "nguyenvana")
+    with ctx.db.session() as session:
+        cert = session.scalar(select(Certificate).where(Certificate.user_id == officer.id,
+                                                        Certificate.device == "token"))
+        cert.backend = "agent"
+    document_id = compose(app)
+    login(client, "nguyenvana")
+    headers = {"X-CSRFToken": csrf_token(client, "/")}
+    missing = client.post(f"/api/documents/{document_id}/signature-requests", json={}, headers=headers)
+    assert missing.status_code == 400 and missing.json["error"] == "bad_request"
+    body = {"action": "submit", "device": "token", "advisers": ["tranthibinh"], "idempotency_key": "k-1"}
+    created = client.post(f"/api/documents/{document_id}/signature-requests", json=body, headers=headers)
+    assert created.status_code == 201, created.json
+    again = client.post(f"/api/documents/{document_id}/signature-requests", json=body, headers=headers)
+    assert again.json["id"] == created.json["id"]  # the same idempotency key: the same request
+    signed = ctx.backends["softkey"].sign(SignRequest(credential="nguyenvana-token",
+                                                      tbs=base64.b64decode(created.json["tbs"]),
+                                                      md_algorithm=created.json["md_algorithm"],
+                                                      mechanism=created.json["mechanism"]))
+    done = client.post(f"/api/signature-requests/{created.json['id']}/complete",
+                       json={"signature": base64.b64encode(signed.signature).decode()}, headers=headers)
+    assert done.json["status"] == "completed"
+    assert state_of(app, document_id) == "advise"
+    as_(client, "tranthibinh")
+    stranger = client.get(f"/api/signature-requests/{created.json['id']}")
+    assert stranger.status_code == 404
