@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := softhsm2 opensc poppler-utils libnss3-tools chromium fonts-noto-core
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 
 # development secrets of the development PKI and SoftHSM tokens (keys/dev, git-ignored)
 export ESIGN_SOFTKEY_PASSPHRASE ?= esign-dev
