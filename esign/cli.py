@@ -277,14 +277,11 @@ def serve(state: _State, host: str | None, port: int | None) -> None:
     waitress_serve(app, host=host, port=port, threads=state.settings.server.threads)
 
 
-def _register_optional() -> None:
-    """Commands of layers that may be absent from a partial install."""
-    try:
-        from esign.verify.commands import audit_command, verify_command
-    except ImportError:
-        return
+def _register_verification() -> None:
+    from esign.verify.commands import audit_command, verify_command
+
     main.add_command(verify_command, "verify")
     main.add_command(audit_command, "audit")
 
 
-_register_optional()
+_register_verification()
