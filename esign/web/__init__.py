@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
 
         ctx = Context.create(settings)
     app.extensions["esign"] = ctx
+    app.extensions["esign_settings"] = settings
 
     i18n.compile_catalogs()
     Babel(app, locale_selector=helpers.select_locale, timezone_selector=helpers.select_timezone)

@@ -14,7 +14,7 @@ from esign.models import Certificate, Unit, User
 from esign.services import overview, users
 from esign.signing.backend import CertificateBundle
 from esign.web.forms import BindForm, UploadCertificateForm, UserCreateForm, UserEditForm
-from esign.web.helpers import esign_ctx, me, translate_error
+from esign.web.helpers import esign_ctx, me, translate_error, web_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -33,7 +33,7 @@ def admin_required(view: Any) -> Any:
 def _external_backends() -> list[str]:
     """Configured backends whose keys the server cannot list: certificates are uploaded for them."""
     ctx = esign_ctx()
-    return [name for name in ctx.settings.signing.backends
+    return [name for name in web_settings().signing.backends
             if name in ctx.backends and not hasattr(ctx.backends[name], "available_credentials")]
 
 

@@ -26,7 +26,7 @@ from esign.services import access, documents, overview, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
 from esign.web.forms import ActionForm, ComposeForm, SignForm, UploadForm
-from esign.web.helpers import DATE, db, esign_ctx, me, translate_error
+from esign.web.helpers import DATE, db, esign_ctx, me, translate_error, web_settings
 from esign.web.helpers import label_of as label
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -82,14 +82,14 @@ def upload() -> Any:
     elif form.is_submitted():
         status = 400
     return render_template("documents/upload.html", form=form, error=error,
-                           limit=esign_ctx().settings.app.max_upload_mb), status
+                           limit=web_settings().app.max_upload_mb), status
 
 
 def _sign_form(ov: overview.DocumentOverview, data: Any = None) -> SignForm:
     form = SignForm(formdata=data)
     device_names = {"token": _("USB token"), "mobile": _("Mobile certificate")}
     form.certificate_id.choices = [
-        (c.id, _("%(device)s — %(name)s, valid until %(date)s", device=device_names.get(c.device, c.device),
+        (c.id, _("%(device)s — %(name)s, until %(date)s", device=device_names.get(c.device, c.device),
                  name=c.name or c.subject, date=format_datetime(c.not_after, DATE)))
         for c in ov.certificates
     ]
@@ -113,7 +113,7 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
                  status: int = 200) -> Any:
     ctx = esign_ctx()
     ov = overview.document_overview(ctx, me(), document_id)
-    pages = previews.ensure(ctx.settings.storage.previews, ov.head_sha256,
+    pages = previews.ensure(web_settings().storage.previews, ov.head_sha256,
                             lambda: ctx.blobs.read(ov.head_sha256))
     sign_form = sign_form or _sign_form(ov)
     if sign_form.idempotency_key.data is None or failed_action is not None:
@@ -132,7 +132,7 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
         failed_action=failed_action,
         error=error,
         suggested_number=number,
-        verify_url=f"{ctx.settings.app.base_url.rstrip('/')}/v/{ov.public_code}",
+        verify_url=f"{web_settings().app.base_url.rstrip('/')}/v/{ov.public_code}",
     ), status
 
 
@@ -152,7 +152,7 @@ def _visible_head_sha(document_id: int) -> str:
 def page(document_id: int, n: int) -> Any:
     ctx = esign_ctx()
     sha = _visible_head_sha(document_id)
-    path = previews.page_file(ctx.settings.storage.previews, sha, n, lambda: ctx.blobs.read(sha))
+    path = previews.page_file(web_settings().storage.previews, sha, n, lambda: ctx.blobs.read(sha))
     response = Response(path.read_bytes(), mimetype="image/png")
     response.set_etag(f"{sha}-{n}")
     response.make_conditional(request)

@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from esign.errors import EsignError
-from esign.web.helpers import translate_error, wants_json
+from esign.web.helpers import translate_error, wants_json, web_settings
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def _http_error(error: HTTPException) -> Any:
         return _internal_error(error)
     code, message = HTTP_MESSAGES.get(status, ("error", None))
     if status == 413:
-        from esign.web.helpers import esign_ctx
-
-        text = str(message) % {"limit": esign_ctx().settings.app.max_upload_mb}
+        text = str(message) % {"limit": web_settings().app.max_upload_mb}
     else:
         text = str(message) if message is not None else (error.name or "")
     response = error_response(status, code, text)

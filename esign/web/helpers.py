@@ -17,6 +17,7 @@ from esign.web.i18n import LANGUAGES
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from esign.config import Settings
     from esign.errors import EsignError
     from esign.models import User
     from esign.services.context import Context
@@ -33,6 +34,11 @@ CSP = (
 
 def esign_ctx() -> Context:
     return current_app.extensions["esign"]
+
+
+def web_settings() -> Settings:
+    """The settings the app was created with (cookies, languages, upload limit, addresses)."""
+    return current_app.extensions["esign_settings"]  # type: ignore[no-any-return]
 
 
 def db() -> Session:
@@ -53,11 +59,11 @@ def select_locale() -> str:
         return lang
     if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
         return current_user.locale  # type: ignore[no-any-return]
-    return esign_ctx().settings.app.default_locale
+    return web_settings().app.default_locale
 
 
 def select_timezone() -> str:
-    return esign_ctx().settings.app.timezone
+    return web_settings().app.timezone
 
 
 def lang() -> str:
@@ -108,7 +114,7 @@ def _security_headers(response: Any) -> Any:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if esign_ctx().settings.app.https:
+    if web_settings().app.https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.endpoint != "static" and "Cache-Control" not in headers:
         # pages show personal work: nothing kept in shared caches or the back/forward history
