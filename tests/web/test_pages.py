@@ -544,3 +544,47 @@ def test_a_desktop_agent_prepares_and_completes_a_signature_through_json(app: Fl
     as_(client, "tranthibinh")
     stranger = client.get(f"/api/signature-requests/{created.json['id']}")
     assert stranger.status_code == 404
+
+
+def test_inbox_marks_overdue_steps(app: Flask, client: FlaskClient) -> None:
+    from datetime import timedelta
+
+    from esign.models import StepRecord, utcnow
+
+    document_id = compose(app)
+    with app.extensions["esign"].db.session() as session:
+        step = session.scalar(select(StepRecord).join(WorkflowInstance).where(
+            WorkflowInstance.document_id == document_id))
+        step.due_at = utcnow() - timedelta(hours=3)
+    login(client, "nguyenvana")
+    page = text(client.get("/"))
+    assert "task is-overdue" in page and "Quá hạn" in page
+    assert re.search(r"hạn \d\d/\d\d/\d{4} \d\d:\d\d", page)
+
+
+def test_the_officer_chooses_among_several_certificates(app: Flask, client: FlaskClient) -> None:
+    document_id = compose(app)
+    login(client, "nguyenvana")
+    page = text(client.get(f"/documents/{document_id}"))
+    options = re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', page)
+    assert any(o.startswith("USB token — Nguyễn Văn An") for o in options)
+    assert any(o.startswith("Chữ ký số di động — Nguyễn Văn An") for o in options)
+
+
+def test_over_https_cookies_are_secure_and_hsts_is_sent(app: Flask) -> None:
+    from esign.web import create_app
+
+    ctx = app.extensions["esign"]
+    secure = create_app(ctx.settings.replace(app={"https": True}), ctx=ctx)
+    client = secure.test_client()
+    response = client.get("/login", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    token = CSRF_TOKEN.search(text(response)).group(1)
+    response = client.post("/login", base_url="https://localhost",
+                           headers={"Referer": "https://localhost/login"},
+                           data={"username": "nguyenvana", "password": "demo-password", "csrf_token": token})
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"] and "HttpOnly" in response.headers["Set-Cookie"]
+
+
+CSRF_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
