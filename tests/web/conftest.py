@@ -41,14 +41,3 @@ def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> 
     token = csrf_token(client)
     response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-
-
-@pytest.fixture
-def as_user(client: FlaskClient):  # type: ignore[no-untyped-def]
-    """Sign the test client in: ``as_user("nguyenvana")``; returns the client."""
-
-    def sign_in(username: str) -> FlaskClient:
-        login(client, username)
-        return client
-
-    return sign_in
