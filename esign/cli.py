@@ -34,6 +34,12 @@ class _State:
         return self._ctx
 
 
+    def audit_database(self, out_dir: Path, *, jobs: int | None = None, progress=None):  # type: ignore[no-untyped-def]
+        from esign.services.verification import audit_database
+
+        return audit_database(self.ctx, out_dir, jobs=jobs, progress=progress)
+
+
 pass_state = click.make_pass_decorator(_State)
 
 

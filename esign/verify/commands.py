@@ -147,7 +147,13 @@ def make_verify_command(trust_roots: Sequence[str | Path] | None = None) -> clic
 
 def make_audit_command(trust_roots: Sequence[str | Path] | None = None) -> click.Command:
     @click.command("audit")
-    @click.argument("folder", type=click.Path(exists=True))
+    @click.argument("folder", type=click.Path(exists=True), required=False)
+    @click.option(
+        "--all",
+        "whole_database",
+        is_flag=True,
+        help="Verify every document in the database, with the workflow check.",
+    )
     @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
     @click.option(
         "--out",
@@ -175,17 +181,33 @@ def make_audit_command(trust_roots: Sequence[str | Path] | None = None) -> click
     @click.pass_context
     def audit(
         ctx: click.Context,
-        folder: str,
+        folder: str | None,
+        whole_database: bool,
         jobs: int | None,
         out_dir: str,
         redis_url: str | None,
         trust: tuple[str, ...],
         timeout: float,
     ) -> None:
-        """Verify every PDF below FOLDER and write CSV and JSON summaries."""
+        """Verify every PDF below FOLDER (or, with --all, every stored document) and
+        write CSV and JSON summaries."""
         from esign.verify.audit import find_pdfs, run_audit
         from esign.verify.core import Limits
 
+        if whole_database == bool(folder):
+            raise click.UsageError("Give a FOLDER or --all")
+        if whole_database:
+            # the esign CLI's state object reaches the database; the verify layer does not
+            audit_database = ctx.find_root().obj.audit_database
+            with click.progressbar(length=0, label="Verifying", file=sys.stderr) as bar:
+
+                def progress_all(done: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(1)
+
+                summary = audit_database(Path(out_dir), jobs=jobs, progress=progress_all)
+            _print_summary(summary)
+            return
         store = _trust(ctx, trust, trust_roots, False, False)
         try:
             files = find_pdfs(folder)
@@ -212,17 +234,21 @@ def make_audit_command(trust_roots: Sequence[str | Path] | None = None) -> click
             except EsignError as e:
                 click.echo(f"esign: {e}", err=True)
                 sys.exit(EXIT_USAGE)
-        click.echo(
-            f"{summary.total} file(s) in {summary.seconds:.1f} s ({summary.files_per_second:.1f}/s)"
-        )
-        for name, count in summary.by_verdict.items():
-            if count:
-                click.echo(f"  {name}: {count}")
-        click.echo(f"CSV: {summary.csv_path}\nJSON: {summary.json_path}")
-        worst = [Verdict[n] for n, c in summary.by_verdict.items() if c]
-        sys.exit(exit_code(worst))
+        _print_summary(summary)
 
     return audit
+
+
+def _print_summary(summary: Any) -> None:
+    click.echo(
+        f"{summary.total} file(s) in {summary.seconds:.1f} s ({summary.files_per_second:.1f}/s)"
+    )
+    for name, count in summary.by_verdict.items():
+        if count:
+            click.echo(f"  {name}: {count}")
+    click.echo(f"CSV: {summary.csv_path}\nJSON: {summary.json_path}")
+    worst = [Verdict[n] for n, c in summary.by_verdict.items() if c]
+    sys.exit(exit_code(worst))
 
 
 verify_command = make_verify_command()
