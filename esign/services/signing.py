@@ -132,7 +132,7 @@ def _choose_certificate(session: Session, ctx: Context, actor: User, document: D
                 if c.backend in offered]
         if not mine:
             raise CertificateRefused("You have no certificate registered for signing; ask the administrator")
-        cert = sorted(mine, key=lambda c: offered.index(c.backend))[0]
+        cert = min(mine, key=lambda c: offered.index(c.backend))
     if not (cert.not_before <= now <= cert.not_after):
         raise CertificateRefused(
             "The certificate is not valid now (valid %(start)s – %(end)s)",

@@ -22,7 +22,14 @@ from esign.errors import NotFound
 from esign.models import Certificate, Document, Revision, StepRecord
 from esign.services.context import Context
 from esign.services.documents import current_version, head_revision
-from esign.verify import Expectation, ExpectedSignature, Report, TrustStore, verify_isolated, verify_pdf
+from esign.verify import (
+    Expectation,
+    ExpectedSignature,
+    Report,
+    TrustStore,
+    verify_isolated,
+    verify_pdf,
+)
 from esign.verify.audit import AuditSummary, write_summaries
 from esign.workflow.definition import Definition
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import sqlalchemy.exc
 from sqlalchemy import select, text
@@ -19,7 +21,7 @@ def test_events_chain_and_check_clean(ctx: Context) -> None:
     with ctx.db.session() as session:
         events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
         assert [e.seq for e in events] == [1, 2, 3, 4, 5]
-        assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
         assert audit.check_chain(session) == []
 
 
@@ -31,9 +33,8 @@ def test_the_database_refuses_to_change_history(ctx: Context, statement: str) ->
     with ctx.db.session() as session:
         for i in range(3):
             audit.record(session, "test.event", n=i)
-    with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
-        with ctx.db.session() as session:
-            session.execute(text(statement))
+    with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"), ctx.db.session() as session:
+        session.execute(text(statement))
 
 
 def test_a_forged_event_breaks_the_chain(ctx: Context) -> None:

@@ -3,13 +3,27 @@ pyHanko and by poppler's pdfsig against the development root."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
 from sqlalchemy import select
 
-from esign.errors import ActionNotAllowed, CertificateRefused, CommentRequired, Conflict, SignatureValueInvalid
-from esign.models import Certificate, DocumentVersion, Revision, SignatureRequest, User, WorkflowInstance
+from esign.errors import (
+    ActionNotAllowed,
+    CertificateRefused,
+    CommentRequired,
+    Conflict,
+    SignatureValueInvalid,
+)
+from esign.models import (
+    Certificate,
+    DocumentVersion,
+    Revision,
+    SignatureRequest,
+    User,
+    WorkflowInstance,
+)
 from esign.services import documents, routing, signing
 from esign.services.audit import check_chain
 from esign.services.context import Context
@@ -64,7 +78,7 @@ def test_memo_goes_from_draft_to_issued_with_a_valid_chain(demo: Context, pdf_ch
 
     chain = revisions_of(ctx, document_id)
     assert len(chain) == 6  # r0 + drafter + 2 advisers + chair + seal
-    for earlier, later in zip(chain, chain[1:], strict=False):
+    for earlier, later in itertools.pairwise(chain):
         assert later.startswith(earlier) and len(later) > len(earlier)
 
     final = chain[-1]
