@@ -216,14 +216,15 @@ def request_signature(
     if action in PLAIN_ACTIONS:
         raise ActionNotAllowed("%(action)s is not signed", action=action)
     with ctx.db.session() as session:
+        # the lock first: a repeated request with the same key waits for the first one to commit
+        document = lock_document(session, document_id)
         if idempotency_key:
             existing = session.scalar(select(SignatureRequest).where(
                 SignatureRequest.idempotency_key == idempotency_key))
             if existing is not None:
-                if existing.user_id != actor.id:
+                if existing.user_id != actor.id or existing.document_id != document_id:
                     raise Conflict("This request key belongs to another request")
                 return _outcome(existing)
-        document = lock_document(session, document_id)
         actor = session.get(User, actor.id)
         get_visible(session, actor, document_id)
         instance = document.workflow

@@ -276,3 +276,29 @@ def test_the_chair_can_reject_with_a_reason(demo: Context) -> None:
     assert state_of(ctx, document_id) == "rejected"
     with pytest.raises(ActionNotAllowed):
         signing.request_signature(ctx, chair, document_id, "approve")
+
+
+def test_the_same_request_sent_twice_at_once_signs_once(demo: Context) -> None:
+    ctx = demo
+    officer = person(ctx, "officer")
+    document_id = documents.compose_document(ctx, officer, EXAMPLE_MEMO)
+    advisers = [person(ctx, "adviser", 0).username]
+    outcomes, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(signing.request_signature(ctx, officer, document_id, "submit", advisers=advisers,
+                                                      idempotency_key="same-click"))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert {o.request_id for o in outcomes} == {outcomes[0].request_id}
+    assert len(revisions_of(ctx, document_id)) == 2
