@@ -216,6 +216,32 @@ def certs_available(state: _State) -> None:
         click.echo(f"{choice.backend}/{choice.credential}: {choice.subject}")
 
 
+@main.group("delegations")
+def delegations_group() -> None:
+    """Standing delegations (KT., TL., TUQ., Q., TM.)."""
+
+
+@delegations_group.command("add")
+@click.argument("principal")
+@click.argument("delegate")
+@click.option("--role", required=True, type=click.Choice(["adviser", "chair", "clerk"]))
+@click.option("--form", "authority", required=True, help="KT., TL., TUQ., Q. or TM.")
+@click.option("--days", type=int, default=7, show_default=True, help="How long it lasts from now.")
+@pass_state
+def delegations_add(state: _State, principal: str, delegate: str, role: str, authority: str, days: int) -> None:
+    """PRINCIPAL hands ROLE to DELEGATE, who signs with the authority form."""
+    from datetime import timedelta
+
+    from esign.services import delegations, users
+
+    now = state.ctx.now()
+    with state.ctx.db.session() as session:
+        row = delegations.create_delegation(
+            session, None, principal=users.get_user(session, principal), delegate=users.get_user(session, delegate),
+            role=role, authority=authority, valid_from=now, valid_until=now + timedelta(days=days))
+        click.echo(f"{delegate} acts as {role} for {principal} ({row.authority}) until {row.valid_until:%d/%m/%Y}")
+
+
 # --- documents -----------------------------------------------------------------------------
 
 
