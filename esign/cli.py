@@ -271,6 +271,51 @@ def export(state: _State, document_id: int, file: Path) -> None:
     click.echo(f"wrote {file} ({len(data):,} bytes)")
 
 
+# --- integrity ------------------------------------------------------------------------------
+
+
+@main.command("fsck")
+@click.option("--no-signatures", is_flag=True, help="Skip verifying every document (faster).")
+@pass_state
+def fsck(state: _State, no_signatures: bool) -> None:
+    """Check every stored revision, its hash, the prefix chain, signatures and the audit chain."""
+    from esign.services.integrity import check_store
+
+    report = check_store(state.ctx, verify_signatures=not no_signatures,
+                         progress=lambda step: click.echo(f"checking {step}…", err=True))
+    click.echo(f"{report.blobs} blobs, {report.revisions} revisions, {report.documents} documents verified, "
+               f"{report.audit_events} audit events in {report.seconds:.1f} s")
+    if report.unreferenced_blobs:
+        click.echo(f"{report.unreferenced_blobs} unreferenced blob file(s) (left by interrupted writes; harmless)")
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}")
+    if not report.ok:
+        sys.exit(1)
+    click.echo("no problems found")
+
+
+@main.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def backup_command(state: _State, file: Path) -> None:
+    """Write the database and its blobs into FILE (tar.gz)."""
+    from esign.services.integrity import backup
+
+    counts = backup(state.ctx, file)
+    click.echo(f"wrote {file}: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n))
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def restore_command(state: _State, file: Path) -> None:
+    """Load a backup into an empty, migrated database."""
+    from esign.services.integrity import restore
+
+    counts = restore(state.ctx, file)
+    click.echo("restored " + ", ".join(f"{n} {name}" for name, n in counts.items() if n))
+
+
 # --- demo and server -----------------------------------------------------------------------
 
 
