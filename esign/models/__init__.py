@@ -5,6 +5,7 @@ write (esign/services).
 """
 
 from esign.models.base import Base, utcnow
+from esign.models.notifications import Notification, SentReminder
 from esign.models.tables import (
     ROLES,
     AuditEvent,
@@ -36,8 +37,10 @@ __all__ = [
     "Delegation",
     "Document",
     "DocumentVersion",
+    "Notification",
     "NumberSequence",
     "Revision",
+    "SentReminder",
     "SignatureRequest",
     "StepRecord",
     "Unit",
