@@ -1,0 +1,186 @@
+"""Shared pieces of the benchmarks: paths, the development PKI, timing, rows and tables.
+
+Every benchmark script returns a list of :class:`Row`: one measured quantity,
+esign's figure, raw pyHanko's (or another reference's) figure on the same
+input and machine, their ratio, and the target it is held against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+INPUTS = OUT / "inputs"
+PKI = OUT / "pki"
+
+if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def load_pki_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_dev_pki", ROOT / "keys" / "make_dev_pki.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dev_pki() -> Path:
+    """The development PKI under bench/out/pki (created once; make_dev_pki is idempotent)."""
+    if not (PKI / "people.json").exists():
+        load_pki_module().make_dev_pki(PKI)
+    return PKI
+
+
+def passphrase() -> str:
+    return os.environ.get("ESIGN_SOFTKEY_PASSPHRASE") or "esign-dev"
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+
+def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median wall time of ``fn`` in milliseconds over ``runs`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), times
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of non-empty ``values``."""
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the combined table."""
+
+    group: str
+    case: str
+    unit: str
+    esign: float | None
+    reference: float | None = None
+    #: what the reference column holds ("pyHanko sign_pdf", "pdfsig", ...)
+    reference_name: str = "pyHanko"
+    #: esign / reference, unless given
+    ratio: float | None = None
+    target: str = ""
+    #: True met, False missed, None: no target on this row
+    met: bool | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.esign is not None and self.reference:
+            self.ratio = self.esign / self.reference
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".strip()
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: ""}[met]
+
+
+def table(rows: Iterable[Row], markdown: bool = False) -> str:
+    """The rows side by side: case, esign, reference, ratio, target."""
+    header = ("group", "case", "esign", "reference", "ratio", "target", "")
+    lines = [
+        (
+            r.group,
+            r.case,
+            fmt(r.esign, r.unit),
+            f"{fmt(r.reference, r.unit)} ({r.reference_name})" if r.reference is not None else "–",
+            f"{r.ratio:.2f}×" if r.ratio is not None else "–",
+            r.target,
+            verdict(r.met),
+        )
+        for r in rows
+    ]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model and memory of this machine, and the versions that matter."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem_gib,
+        "python": platform.python_version(),
+        "pyhanko": version("pyhanko"),
+        "pyhanko_certvalidator": version("pyhanko-certvalidator"),
+    }
+
+
+def script_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and smaller inputs")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    return parser.parse_args()
+
+
+def emit(rows: list[Row], args: argparse.Namespace) -> None:
+    """Print the rows as a table; write them as JSON when asked (run.py collects them)."""
+    print(table(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
