@@ -100,6 +100,13 @@ class Forbidden(EsignError):
     code = "forbidden"
 
 
+class TooManyAttempts(EsignError):
+    """Sign-in refused for a while after repeated wrong passwords."""
+
+    status = 429
+    code = "too_many_attempts"
+
+
 class Conflict(EsignError):
     """Someone else changed the document first; reload and try again."""
 

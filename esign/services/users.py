@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from asn1crypto import pem, x509
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from esign.errors import Conflict, DocumentError, EsignError, Forbidden, NotFound
-from esign.models import ROLES, Certificate, Unit, User, UserRole
+from esign.errors import Conflict, DocumentError, EsignError, Forbidden, NotFound, TooManyAttempts
+from esign.models import ROLES, AuditEvent, Certificate, Unit, User, UserRole
 from esign.services import audit
 from esign.services.context import Context
 from esign.signing.backend import CertificateBundle
@@ -122,12 +123,38 @@ def set_active(session: Session, actor: User | None, user: User, active: bool) -
     audit.record(session, "user.active", actor=actor, unit_id=user.unit_id, user=user.username, active=active)
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
+#: wrong passwords allowed within LOCKOUT_WINDOW before sign-in is refused for the rest of it
+MAX_FAILURES = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+
+
+def authenticate(session: Session, username: str, password: str, *, now: datetime | None = None,
+                 source: str = "") -> User | None:
+    """The active user with this password, or None. Records the attempt in the audit trail.
+
+    After MAX_FAILURES wrong passwords for one account within LOCKOUT_WINDOW,
+    further attempts are refused (TooManyAttempts) until the window has passed,
+    whatever the password: guessing cannot continue. The caller commits.
+    """
+    now = now or datetime.now(UTC)
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is not None:
+        since = now - LOCKOUT_WINDOW
+        last_success = session.scalar(select(func.max(AuditEvent.seq)).where(
+            AuditEvent.actor_id == user.id, AuditEvent.kind == "auth.login")) or 0
+        failures = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.actor_id == user.id, AuditEvent.kind == "auth.failed", AuditEvent.at > since,
+            AuditEvent.seq > last_success)) or 0
+        if failures >= MAX_FAILURES:
+            raise TooManyAttempts("Too many wrong passwords; try again in %(minutes)s minutes",
+                                  minutes=int(LOCKOUT_WINDOW.total_seconds() // 60))
     if not check_password(user, password) or user is None or not user.active:
+        if user is not None:
+            audit.record(session, "auth.failed", actor=user, at=now, source=source)
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    audit.record(session, "auth.login", actor=user, at=now, source=source)
     return user
 
 

@@ -8,10 +8,11 @@ from flask import Blueprint, Flask, jsonify, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
+from esign.errors import TooManyAttempts
 from esign.models import User
 from esign.services import users
 from esign.web.forms import LoginForm
-from esign.web.helpers import db, local_path, wants_json
+from esign.web.helpers import db, local_path, translate_error, wants_json
 from esign.web.i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
@@ -64,9 +65,14 @@ def login() -> Any:
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = users.authenticate(db(), form.username.data or "", form.password.data or "")
+        try:
+            user = users.authenticate(db(), form.username.data or "", form.password.data or "",
+                                      source=request.remote_addr or "")
+        except TooManyAttempts as e:
+            form.password.errors.append(translate_error(e))
+            return render_template("auth/login.html", form=form), e.status
+        db().commit()  # the attempt's audit record, and a rehashed password
         if user is not None:
-            db().commit()  # a rehashed password
             lang = session.get("lang")
             # a fresh session on sign-in: nothing from before survives but the language
             session.clear()

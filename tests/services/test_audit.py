@@ -66,3 +66,26 @@ def test_a_revision_that_does_not_extend_the_head_is_refused(demo: Context) -> N
         # an extension is accepted
         documents.append_revision(session, ctx, version, head + b"\n% appended\n", kind="signature",
                                   actor=officer)
+
+
+def test_sign_in_is_refused_after_five_wrong_passwords(demo: Context) -> None:
+    from datetime import timedelta
+
+    from esign.errors import TooManyAttempts
+    from esign.services import users
+    from esign.services.demo import DEMO_PASSWORD
+
+    ctx = demo
+    now = ctx.now()
+    with ctx.db.session() as session:
+        for _ in range(users.MAX_FAILURES):
+            assert users.authenticate(session, "tranthibinh", "wrong guess", now=now) is None
+    with ctx.db.session() as session, pytest.raises(TooManyAttempts):
+        users.authenticate(session, "tranthibinh", DEMO_PASSWORD, now=now + timedelta(minutes=1))
+    with ctx.db.session() as session:
+        # other accounts are not affected, and the window passes
+        assert users.authenticate(session, "lequangcuong", DEMO_PASSWORD, now=now) is not None
+        later = now + users.LOCKOUT_WINDOW + timedelta(minutes=1)
+        assert users.authenticate(session, "tranthibinh", DEMO_PASSWORD, now=later) is not None
+    with ctx.db.session() as session:
+        assert audit.check_chain(session) == []
