@@ -1,0 +1,5 @@
+import sys
+
+from esign.remote.server import main
+
+sys.exit(main())
