@@ -39,11 +39,51 @@ def load_pki_module() -> ModuleType:
     return module
 
 
+#: port of the bench PKI's OCSP, CRL and TSA services, written into its certificates
+#: (not the development default 9780, so that a running `make run` does not collide)
+PKI_PORT = 19780
+
+
 def dev_pki() -> Path:
     """The development PKI under bench/out/pki (created once; make_dev_pki is idempotent)."""
     if not (PKI / "people.json").exists():
-        load_pki_module().make_dev_pki(PKI)
+        load_pki_module().make_dev_pki(PKI, port=PKI_PORT)
     return PKI
+
+
+class PkiServices:
+    """certomancer's OCSP, CRL and TSA services for the bench PKI on 127.0.0.1, in a thread.
+
+    esign checks a signer's certificate (path and OCSP) before it prepares a
+    signature; the services must answer, as the CA's would in production.
+    Nothing is started when the port is taken (another bench run serves it).
+    """
+
+    def __init__(self) -> None:
+        import logging
+        import socket
+        import threading
+
+        self.server = None
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PKI_PORT)) == 0:
+                return
+        from certomancer.integrations.animator import Animator, AnimatorArchStore
+        from certomancer.registry import CertomancerConfig
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        arch = CertomancerConfig.from_file(str(dev_pki() / "certomancer.yml")).get_pki_arch("esign")
+        app = Animator(AnimatorArchStore({"esign": arch}), with_web_ui=False)
+        self.server = make_server("127.0.0.1", PKI_PORT, app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> PkiServices:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.shutdown()
 
 
 def passphrase() -> str:
@@ -68,7 +108,7 @@ def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 1) -> tuple[float,
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of non-empty ``values``."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 

@@ -24,16 +24,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import INPUTS, dev_pki, passphrase  # noqa: E402
+from bench.common import INPUTS, dev_pki, passphrase
 
 VN = timezone(timedelta(hours=7))
 VERIFY_URL = "http://127.0.0.1:5000/v/"
 BODY = (
     "Căn cứ Luật Tổ chức chính quyền địa phương ngày 19 tháng 6 năm 2015;",
-    "Căn cứ tình hình thực tế tại khu phố 3, nhà văn hóa đã xuống cấp sau mùa mưa, mái tôn bị dột "
-    "và hệ thống điện không bảo đảm an toàn;",
-    "Văn phòng kính trình Ủy ban nhân dân phường xem xét, cho chủ trương sửa chữa nhà văn hóa khu phố 3 "
-    "với kinh phí dự kiến 120.000.000 đồng từ nguồn ngân sách phường năm 2026.",
+    (
+        "Căn cứ tình hình thực tế tại khu phố 3, nhà văn hóa đã xuống cấp sau mùa mưa, mái tôn bị dột "
+        "và hệ thống điện không bảo đảm an toàn;"
+    ),
+    (
+        "Văn phòng kính trình Ủy ban nhân dân phường xem xét, cho chủ trương sửa chữa nhà văn hóa khu phố 3 "
+        "với kinh phí dự kiến 120.000.000 đồng từ nguồn ngân sách phường năm 2026."
+    ),
     "Kính trình Ủy ban nhân dân phường xem xét, quyết định.",
 )
 #: the chain's signature fields, in signing order, for each signature count

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import inputs  # noqa: E402
-from bench.common import Row, dev_pki, emit, passphrase, script_args  # noqa: E402
+from bench import inputs
+from bench.common import Row, dev_pki, emit, passphrase, script_args
 
 CREDENTIAL = "nguyenthiquynhtrieu-token"
 TARGET = 0.5
