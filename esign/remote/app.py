@@ -332,16 +332,40 @@ class RemoteService:
         credential_id: str,
         auth_id: str,
     ) -> list[bytes]:
+        """The HSM signs with the officer's PIN; consecutive wrong PINs lock the credential.
+
+        SoftHSM (and some HSM partitions) never lock a PIN, so the service counts
+        wrong PINs itself, across authorizations and both ways of authorizing.
+        """
+        if self.store.locked_until(credential_id) > self.clock():
+            raise PinLocked("Too many wrong PINs: this key is locked for a while.")
         try:
-            return key.sign_digests(digests, md, pin)
+            values = key.sign_digests(digests, md, pin)
         except WrongPin:
-            self.store.record(
-                "pin.wrong",
-                client_id=client_id,
-                credential_id=credential_id,
-                authorization_id=auth_id,
-            )
+            with self.store.write() as db:
+                failures = self.store.pin_failed(db, credential_id)
+                self.store.audit(
+                    db,
+                    "pin.wrong",
+                    client_id=client_id,
+                    credential_id=credential_id,
+                    authorization_id=auth_id,
+                    consecutive=failures,
+                )
+                if failures >= self.config.max_pin_failures:
+                    until = self.clock() + self.config.pin_lock_seconds
+                    self.store.lock_pin(db, credential_id, until)
+                    self.store.audit(
+                        db,
+                        "pin.locked",
+                        client_id=client_id,
+                        credential_id=credential_id,
+                        authorization_id=auth_id,
+                        seconds=self.config.pin_lock_seconds,
+                    )
             raise
+        self.store.pin_succeeded(credential_id)
+        return values
 
     def current(self, db: Any, auth_id: str) -> Authorization | None:
         """The authorization, marked expired first when its deadline has passed."""

@@ -77,6 +77,10 @@ class RemoteConfig:
     token_ttl_seconds: int = 3600
     #: wrong PINs typed for one authorization before it fails
     max_pin_tries: int = 3
+    #: consecutive wrong PINs for one credential (any authorization) before it is locked
+    max_pin_failures: int = 5
+    #: how long such a lock lasts
+    pin_lock_seconds: int = 900
     #: most hashes one authorization may cover
     multisign: int = 20
     host: str = "127.0.0.1"
@@ -93,6 +97,8 @@ _SERVICE_KEYS = {
     "sad_ttl_seconds": int,
     "token_ttl_seconds": int,
     "max_pin_tries": int,
+    "max_pin_failures": int,
+    "pin_lock_seconds": int,
     "multisign": int,
     "host": str,
     "port": int,

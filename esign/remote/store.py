@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS authorizations (
     used TEXT,                      -- JSON list of booleans: each hash is released once
     pin_failures INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS pin_failures (
+    credential_id TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,      -- consecutive wrong PINs, over every authorization
+    locked_until REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS totp_steps (
     username TEXT PRIMARY KEY,
     last_step INTEGER NOT NULL      -- a TOTP code is accepted once
@@ -200,6 +205,37 @@ class Store:
     def get(self, auth_id: str) -> Authorization | None:
         with self.read() as db:
             return self.authorization(db, auth_id)
+
+    # -- wrong PINs
+
+    def locked_until(self, credential_id: str) -> float:
+        with self.read() as db:
+            row = db.execute(
+                "SELECT locked_until FROM pin_failures WHERE credential_id = ?", (credential_id,)
+            ).fetchone()
+        return float(row["locked_until"]) if row else 0.0
+
+    def pin_failed(self, db: sqlite3.Connection, credential_id: str) -> int:
+        """Count one more consecutive wrong PIN; returns the count."""
+        db.execute(
+            "INSERT INTO pin_failures (credential_id, failures) VALUES (?, 1) "
+            "ON CONFLICT(credential_id) DO UPDATE SET failures = failures + 1",
+            (credential_id,),
+        )
+        row = db.execute(
+            "SELECT failures FROM pin_failures WHERE credential_id = ?", (credential_id,)
+        ).fetchone()
+        return int(row["failures"])
+
+    def lock_pin(self, db: sqlite3.Connection, credential_id: str, until: float) -> None:
+        db.execute(
+            "UPDATE pin_failures SET failures = 0, locked_until = ? WHERE credential_id = ?",
+            (until, credential_id),
+        )
+
+    def pin_succeeded(self, credential_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM pin_failures WHERE credential_id = ?", (credential_id,))
 
     # -- TOTP replay
 

@@ -233,8 +233,8 @@ class CscBackend:
             return WrongPin("The one-time code is wrong or was already used. Type the current one.")
         if error == "pin_locked":
             return PinLocked(
-                "The PIN of this remote key is locked after too many wrong tries. Ask the "
-                "signing service's administrator to unlock it."
+                "The PIN of this remote key is locked after too many wrong tries. Wait a "
+                "quarter of an hour, or ask the signing service's administrator."
             )
         if status == 404 and endpoint.startswith("credentials/"):
             return UnknownCredential(
@@ -434,7 +434,8 @@ class CscBackend:
             raise Declined("The officer declined the signature on the phone.")
         if status == "expired":
             raise BackendExpired(
-                "Nobody confirmed the signature on the phone in time. Start the signature again."
+                "The confirmation on the phone expired before the signature was made. Start "
+                "the signature again."
             )
         if status == "failed":
             raise WrongPin(

@@ -64,13 +64,21 @@ def remote_tokens(dev_pki: Path, tmp_path_factory: pytest.TempPathFactory) -> An
     )
 
 
-def write_config(folder: Path, conf: Path, *, ttl: int = 300, db: Path | None = None) -> Path:
+def write_config(
+    folder: Path,
+    conf: Path,
+    *,
+    ttl: int = 300,
+    db: Path | None = None,
+    settings: dict[str, int] | None = None,
+) -> Path:
     lines = [
         "[service]",
         f'database = "{db or folder / "remote.db"}"',
         'public_url = "http://127.0.0.1:1"',  # replaced per process below
         'secret_key_env = "TEST_REMOTE_SECRET_KEY"',
         f"confirm_ttl_seconds = {ttl}",
+        *(f"{key} = {value}" for key, value in (settings or {}).items()),
         "",
         "[hsm]",
         f'module = "{MODULE}"',
@@ -165,10 +173,16 @@ def service_env(setup: Any) -> dict[str, str]:
 
 
 def start_service(
-    setup: Any, folder: Path, *, ttl: int = 300, db: Path | None = None, port: int | None = None
+    setup: Any,
+    folder: Path,
+    *,
+    ttl: int = 300,
+    db: Path | None = None,
+    port: int | None = None,
+    settings: dict[str, int] | None = None,
 ) -> RemoteService:
     folder.mkdir(parents=True, exist_ok=True)
-    config = write_config(folder, setup.conf, ttl=ttl, db=db)
+    config = write_config(folder, setup.conf, ttl=ttl, db=db, settings=settings)
     service = RemoteService(
         config, port or free_port(), folder / "service.log", env=service_env(setup)
     )

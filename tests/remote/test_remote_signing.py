@@ -14,7 +14,14 @@ from typing import Any
 import pyotp
 import pytest
 
-from esign.errors import BackendError, BackendExpired, Declined, UnknownCredential, WrongPin
+from esign.errors import (
+    BackendError,
+    BackendExpired,
+    Declined,
+    PinLocked,
+    UnknownCredential,
+    WrongPin,
+)
 from esign.signing.backend import Backend, Pending, Signed, SignRequest
 from esign.signing.csc import CscBackend
 from tests.remote.conftest import (
@@ -150,6 +157,19 @@ def test_wrong_pins_on_the_phone_then_the_request_fails(
         backend.collect(answer.ref)
 
 
+def test_consecutive_wrong_pins_lock_the_credential(remote_tokens: Any, tmp_path: Path) -> None:
+    locking = start_service(remote_tokens, tmp_path / "lock", settings={"max_pin_failures": 2})
+    try:
+        backend = backend_for(locking)
+        for attempt in range(2):
+            with pytest.raises(WrongPin):
+                backend.sign(request_for(RSA, f"wrong {attempt}".encode(), pin="999999"))
+        with pytest.raises(PinLocked, match="locked"):
+            backend.sign(request_for(RSA, b"right PIN, too late", pin=PIN))
+    finally:
+        locking.stop()
+
+
 def test_sad_is_bound_to_its_hashes_and_used_once(service: RemoteService) -> None:
     token = login(service.url)
     authorized = base64.b64encode(hashlib.sha256(b"authorized").digest()).decode()
@@ -243,7 +263,7 @@ def test_confirmation_expires(remote_tokens: Any, tmp_path: Path, phone: Phone) 
         time.sleep(1.2)
         _, _, page = phone.get(confirm_url(short, answer.ref))
         assert "đã hết hạn" in page and 'name="pin"' not in page
-        with pytest.raises(BackendExpired, match="in time"):
+        with pytest.raises(BackendExpired, match="expired"):
             backend.collect(answer.ref)
     finally:
         short.stop()
