@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from esign.models.base import Base, utcnow
+from esign.models.tables import StepRecord, WorkflowInstance
 
 #: the events a step reminds of: soon due, overdue, handed over after it was overdue
 REMINDER_KINDS = ("due_soon", "overdue", "escalated")
@@ -54,8 +55,6 @@ class SentReminder(Base):
 
 # Indexes the reminder scan and the unit report read by (kept here, next to the
 # code that needs them, so esign/models/tables.py stays as the foundation wrote it).
-from esign.models.tables import StepRecord, WorkflowInstance  # noqa: E402
-
 Index("ix_step_records_status_due", StepRecord.status, StepRecord.due_at)
 Index("ix_step_records_completed_at", StepRecord.completed_at)
 Index("ix_workflow_instances_ended_at", WorkflowInstance.ended_at)
