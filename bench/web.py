@@ -1,0 +1,521 @@
+"""Web latency under concurrent users, on PostgreSQL with 10,000 documents.
+
+1. Creates the database ``esign_bench`` on 127.0.0.1:5432 (dropped at the end),
+   migrates it, seeds the demo ward, 50 bench officers, and bulk-inserts
+   10,000 documents with their workflow instances, versions, revisions and
+   step records (SQLAlchemy core executemany; every seeded revision shares one
+   stored PDF). A few documents are taken through the real flow (compose,
+   submit, advise) so that the chair can approve them.
+2. Serves the app with waitress (threads=8) on 127.0.0.1:<free port> in a
+   subprocess, with the bench PKI's OCSP/TSA services answering on loopback.
+3. 50 virtual users (aiohttp, one cookie jar each) log in and hit the inbox
+   and document pages until a bounded number of requests or a time cap; at
+   the same time a few of them, as the chair, approve the prepared documents
+   (a real signature each: POST /documents/<id>/sign, redirect not followed).
+
+Reports p50/p95/p99 and requests/s per kind. The load generator shares the
+machine's cores with the server.
+
+    .venv/bin/python bench/web.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import inputs
+from bench.common import OUT, PkiServices, Row, dev_pki, emit, percentile, script_args
+
+ADMIN_URL = os.environ.get("ESIGN_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB_NAME = "esign_bench"
+WORK = OUT / "web"
+PASSWORD = "bench-password"
+TARGET_P95_MS = 100.0
+#: bench users by role (50 in all); they share the demo ward with the demo people
+ROLES = {"officer": 20, "adviser": 20, "chair": 4, "clerk": 3, "auditor": 3}
+#: share of seeded documents per workflow state
+STATES = {"draft": 0.15, "advise": 0.30, "approve": 0.20, "issue": 0.10, "issued": 0.25}
+CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
+CHAIR = "nguyenthiquynhtrieu"
+log = logging.getLogger("bench.web")
+
+
+def db_url() -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
+
+
+def settings_for(folder: Path):  # type: ignore[no-untyped-def]
+    from bench.common import ROOT
+    from bench.memory import service_overrides
+    from esign.config import load_settings
+
+    overrides = service_overrides(folder, dev_pki(), db_url())
+    overrides["app"] = {"environment": "test", "base_url": "http://127.0.0.1:5000"}
+    return load_settings(ROOT / "config.toml", env={}, overrides=overrides)
+
+
+# --- database ------------------------------------------------------------------------------------
+
+
+def create_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def seed(ctx, n_documents: int, n_approvals: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """The ward, the bench users, the approval-ready documents, then the bulk documents."""
+    from sqlalchemy import insert, select, text
+
+    from bench.common import ROOT
+    from esign.models import (
+        Blob,
+        Certificate,
+        Document,
+        DocumentVersion,
+        Revision,
+        StepRecord,
+        Unit,
+        User,
+        UserRole,
+        WorkflowInstance,
+    )
+    from esign.services import documents, signing
+    from esign.services.demo import seed_people
+    from esign.services.users import hash_password
+
+    seed_people(ctx, ROOT / "keys" / "people.toml")
+    with ctx.db.session() as s:
+        unit_id = s.scalar(select(Unit.id).where(Unit.code == "bennghe"))
+        people = {u.username: u for u in s.scalars(select(User))}
+        chair_cert = s.scalar(select(Certificate.id).where(Certificate.credential == f"{CHAIR}-token"))
+
+    # documents waiting for the chair, through the real flow
+    officer, adviser = people["nguyenvana"], people["tranthibinh"]
+    ready = []
+    for i in range(n_approvals):
+        doc = documents.compose_document(ctx, officer, documents.MemoInput(
+            title=f"Tờ trình số {i + 1} chờ phê duyệt", body="\n".join(inputs.BODY),
+            recipients=("Như trên;", "Lưu: VT, VP.")))
+        signing.request_signature(ctx, officer, doc, "submit", advisers=[adviser.username])
+        signing.request_signature(ctx, adviser, doc, "advise", comment="Đồng ý.")
+        ready.append(doc)
+
+    # the bench users: one password hash for all (argon2 is slow on purpose)
+    hashed = hash_password(PASSWORD)
+    now = datetime.now(UTC)
+    users: dict[str, list[int]] = {role: [] for role in ROLES}
+    with ctx.db.session() as s:
+        next_id = (s.scalar(select(User.id).order_by(User.id.desc()).limit(1)) or 0) + 1
+        rows, roles = [], []
+        for role, count in ROLES.items():
+            for k in range(count):
+                uid = next_id
+                next_id += 1
+                rows.append({"id": uid, "unit_id": unit_id, "username": f"bench-{role}-{k + 1:02d}",
+                             "full_name": f"Cán bộ {role} {k + 1}", "title": "", "email": "",
+                             "password_hash": hashed, "active": True, "locale": "", "created_at": now})
+                roles.append({"user_id": uid, "role": role})
+                users[role].append(uid)
+        s.execute(insert(User), rows)
+        s.execute(insert(UserRole), roles)
+
+    # the bulk documents: one shared revision blob
+    blob = inputs.first_revision("p1", 2)
+    sha = ctx.blobs.write(blob)
+    rng = random.Random(10_000)
+    docs, instances, versions, revisions, steps = [], [], [], [], []
+    visible: dict[int, list[int]] = {uid: [] for ids in users.values() for uid in ids}
+    base_id = 100_000
+    step_id = base_id
+    state_names = list(STATES)
+    weights = list(STATES.values())
+    for i in range(n_documents):
+        did = base_id + i
+        state = rng.choices(state_names, weights)[0]
+        drafter = rng.choice(users["officer"])
+        created = now - timedelta(days=rng.uniform(0, 365))
+        updated = created + timedelta(hours=rng.uniform(0, 72))
+        issued = state == "issued"
+        docs.append({"id": did, "unit_id": unit_id, "public_code": secrets.token_urlsafe(9)[:12],
+                     "title": f"Tờ trình về việc xử lý hồ sơ số {i + 1} của khu phố {i % 12 + 1}",
+                     "doc_type": "TTr", "source": "uploaded", "content_json": "", "created_by_id": drafter,
+                     "created_at": created, "updated_at": updated,
+                     "number": f"{i + 1}/TTr-UBND" if issued else None,
+                     "issued_on": updated.date() if issued else None, "lock_version": 0})
+        instances.append({"id": did, "document_id": did, "definition_id": "advisory-memo", "definition_version": 1,
+                          "state": state, "started_at": created, "ended_at": updated if issued else None})
+        versions.append({"id": did, "document_id": did, "number": 1, "created_by_id": drafter,
+                         "created_at": created, "reason": "", "superseded": False})
+        revisions.append({"id": did, "version_id": did, "index": 0, "sha256": sha, "size": len(blob),
+                          "kind": "initial", "field": None, "created_by_id": drafter, "certificate_id": None,
+                          "created_at": created})
+        visible[drafter].append(did)
+        order = state_names.index(state) if not issued else len(state_names) - 1
+        chain = [("draft", [drafter]), ("advise", rng.sample(users["adviser"], 2)),
+                 ("approve", [rng.choice(users["chair"])]), ("issue", [rng.choice(users["clerk"])])]
+        for k, (step_state, assignees) in enumerate(chain):
+            if k > order:
+                break
+            is_open = k == order and not issued
+            for assignee in assignees:
+                assigned = created + timedelta(hours=k * 8)
+                steps.append({"id": step_id, "instance_id": did, "version_id": did, "state": step_state,
+                              "assignee_id": assignee, "principal_id": None, "authority": "",
+                              "status": "open" if is_open else "done",
+                              "action": None if is_open else {"draft": "submit", "advise": "advise",
+                                                              "approve": "approve", "issue": "issue"}[step_state],
+                              "assigned_at": assigned, "due_at": assigned + timedelta(days=2),
+                              "completed_at": None if is_open else assigned + timedelta(hours=4),
+                              "revision_id": None})
+                step_id += 1
+                if did not in visible[assignee]:
+                    visible[assignee].append(did)
+    with ctx.db.session() as s:
+        if s.get(Blob, sha) is None:
+            s.execute(insert(Blob), [{"sha256": sha, "size": len(blob), "created_at": now}])
+        for table, rows in ((Document, docs), (WorkflowInstance, instances), (DocumentVersion, versions),
+                            (Revision, revisions), (StepRecord, steps)):
+            for start in range(0, len(rows), 5000):
+                s.execute(insert(table), rows[start:start + 5000])
+        for table in ("users", "documents", "workflow_instances", "document_versions", "revisions",
+                      "step_records"):
+            s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    all_docs = [d["id"] for d in docs]
+    for role in ("chair", "clerk", "auditor"):
+        for uid in users[role]:
+            visible[uid] = all_docs
+    usernames = {}
+    for role, ids in users.items():
+        for k, uid in enumerate(ids):
+            usernames[uid] = f"bench-{role}-{k + 1:02d}"
+    return {"ready": ready, "chair_certificate": chair_cert, "visible": visible, "usernames": usernames,
+            "steps": len(steps)}
+
+
+# --- server --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(folder: Path, port: int) -> None:
+    """The child process: the app under waitress, as `esign serve` runs it."""
+    from waitress import serve as waitress_serve
+
+    from esign.web import create_app
+
+    logging.basicConfig(level=logging.WARNING)
+    app = create_app(settings_for(folder))
+    waitress_serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
+    import urllib.request
+
+    port = free_port()
+    logfile = (folder / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port)],
+                            stdout=logfile, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server stopped; see {folder / 'server.log'}")
+        try:
+            with urllib.request.urlopen(base + "/login", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError("the server did not answer within 60 s")
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+async def _login(session, base: str, username: str, password: str) -> str:  # type: ignore[no-untyped-def]
+    async with session.get(base + "/login") as r:
+        token = CSRF.search(await r.text()).group(1)
+    async with session.post(base + "/login", data={"username": username, "password": password,
+                                                   "csrf_token": token}, allow_redirects=False) as r:
+        if r.status != 302:
+            raise RuntimeError(f"login of {username} failed: HTTP {r.status}")
+    async with session.get(base + "/") as r:
+        return CSRF.search(await r.text()).group(1)
+
+
+async def load(base: str, data: dict, users: int, total: int, seconds: float) -> dict:  # type: ignore[type-arg]
+    """``users`` sessions log in; then readers and approvers run until ``total`` reads or ``seconds``."""
+    import aiohttp
+
+    rng = random.Random(50)
+    samples: dict[str, list[float]] = {"inbox, 1 user": [], "document, 1 user": [], "inbox": [], "document": [],
+                                       "document (approver)": [], "approve": []}
+    errors: dict[str, int] = dict.fromkeys(samples, 0)
+    budget = {"left": total}
+    ready = list(data["ready"])
+    approved: list[int] = []
+    reader_ids = sorted(data["usernames"])
+    rng.shuffle(reader_ids)
+    n_approvers = min(4, len(ready))
+    n_readers = users - n_approvers
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=120)
+
+    def session():  # type: ignore[no-untyped-def]
+        return aiohttp.ClientSession(connector=connector, connector_owner=False, timeout=timeout,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def get_ok(s, url: str) -> bool:  # type: ignore[no-untyped-def]
+        async with s.get(url, allow_redirects=False) as r:
+            await r.read()
+            return r.status == 200
+
+    async def timed(kind: str, coro) -> bool:  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            ok = await coro
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        samples[kind].append((time.perf_counter() - t) * 1000)
+        errors[kind] += 0 if ok else 1
+        return ok
+
+    readers = [session() for _ in range(n_readers)]
+    approvers = [session() for _ in range(n_approvers)]
+    who = [reader_ids[k % len(reader_ids)] for k in range(n_readers)]
+    logins = [_login(s, base, data["usernames"][uid], PASSWORD) for s, uid in zip(readers, who, strict=True)]
+    logins += [_login(s, base, CHAIR, "demo-password") for s in approvers]
+    tokens = await asyncio.gather(*logins)
+    approver_tokens = tokens[n_readers:]
+    # one user alone first: the service time of a request, without queueing
+    for n in range(40):
+        s, uid = readers[n % n_readers], who[n % n_readers]
+        await timed("inbox, 1 user", get_ok(s, base + "/"))
+        if data["visible"][uid]:
+            await timed("document, 1 user", get_ok(s, f"{base}/documents/{rng.choice(data['visible'][uid])}"))
+    began = time.monotonic()
+    stop = began + seconds
+
+    async def reader(s, uid: int) -> None:  # type: ignore[no-untyped-def]
+        visible = data["visible"][uid]
+        while budget["left"] > 0 and time.monotonic() < stop:
+            budget["left"] -= 1
+            if rng.random() < 0.5 or not visible:
+                await timed("inbox", get_ok(s, base + "/"))
+            else:
+                await timed("document", get_ok(s, f"{base}/documents/{rng.choice(visible)}"))
+
+    async def approve(s, token: str, doc: int) -> bool:  # type: ignore[no-untyped-def]
+        form = {"csrf_token": token, "action": "approve", "certificate_id": str(data["chair_certificate"]),
+                "idempotency_key": secrets.token_urlsafe(16), "comment": ""}
+        async with s.post(f"{base}/documents/{doc}/sign", data=form, allow_redirects=False) as r:
+            await r.read()
+            return r.status == 302 and r.headers.get("Location", "").endswith(f"/documents/{doc}")
+
+    async def approver(s, token: str) -> None:  # type: ignore[no-untyped-def]
+        while ready and time.monotonic() < stop:
+            doc = ready.pop()
+            await timed("document (approver)", get_ok(s, f"{base}/documents/{doc}"))
+            if await timed("approve", approve(s, token, doc)):
+                approved.append(doc)
+
+    await asyncio.gather(*(reader(s, uid) for s, uid in zip(readers, who, strict=True)),
+                         *(approver(s, t) for s, t in zip(approvers, approver_tokens, strict=True)))
+    elapsed = time.monotonic() - began
+    for s in readers + approvers:
+        await s.close()
+    await connector.close()
+    return {"samples": samples, "errors": errors, "elapsed": elapsed, "approved": approved,
+            "approvers": n_approvers, "readers": n_readers}
+
+
+def check_approved(ctx, docs: list[int]) -> int:  # type: ignore[no-untyped-def]
+    """How many of ``docs`` really moved to the issue step with a new signed revision."""
+    from sqlalchemy import func, select
+
+    from esign.models import DocumentVersion, Revision, WorkflowInstance
+
+    with ctx.db.session() as s:
+        issue = set(s.scalars(select(WorkflowInstance.document_id).where(
+            WorkflowInstance.document_id.in_(docs), WorkflowInstance.state == "issue")))
+        signed = set(s.scalars(
+            select(DocumentVersion.document_id).join(Revision, Revision.version_id == DocumentVersion.id)
+            .where(DocumentVersion.document_id.in_(docs), Revision.field == "chair")
+            .group_by(DocumentVersion.document_id).having(func.count() == 1)))
+    return len(issue & signed)
+
+
+def run(quick: bool = False) -> list[Row]:
+    n_documents = 10_000
+    users = 50
+    total = 600 if quick else 2000
+    seconds = 45 if quick else 90
+    n_approvals = 6 if quick else 16
+    from esign.services.context import Context
+    from esign.services.migrate import upgrade
+
+    logging.disable(logging.WARNING)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    create_database()
+    proc = None
+    try:
+        with PkiServices():  # the server checks the chair's certificate over OCSP before signing
+            settings = settings_for(WORK)
+            upgrade(settings)
+            ctx = Context.create(settings)
+            t = time.perf_counter()
+            data = seed(ctx, n_documents, n_approvals)
+            seeded = time.perf_counter() - t
+            proc, base = start_server(WORK)
+            result = asyncio.run(load(base, data, users, total, seconds))
+            really = check_approved(ctx, result["approved"])
+            ctx.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        drop_database()
+        shutil.rmtree(WORK / "blobs", ignore_errors=True)
+        shutil.rmtree(WORK / "previews", ignore_errors=True)
+    elapsed = result["elapsed"]
+    rows = []
+    for kind, values in result["samples"].items():
+        if not values:
+            continue
+        target = kind in ("inbox", "document")
+        p95 = percentile(values, 95)
+        note = (f"p50 {percentile(values, 50):.0f} ms, p99 {percentile(values, 99):.0f} ms, "
+                f"{len(values)} requests, errors {result['errors'][kind]}")
+        if kind == "approve":
+            note += f"; {really} documents really approved (chair revision + issue step)"
+        who = "alone" if "1 user" in kind else f"{users} users"
+        rows.append(Row(
+            "web", f"{kind.split(',')[0]}: p95, {who}, {n_documents:,} documents, PostgreSQL", "ms", p95, None,
+            reference_name="", target=f"< {TARGET_P95_MS:.0f} ms" if target else "",
+            met=(p95 < TARGET_P95_MS and result["errors"][kind] == 0) if target else None, note=note,
+            extra={"p50_ms": percentile(values, 50), "p95_ms": p95, "p99_ms": percentile(values, 99),
+                   "requests": len(values),
+                   "errors": result["errors"][kind]},
+        ))
+    reads = len(result["samples"]["inbox"]) + len(result["samples"]["document"])
+    rows.append(Row("web", f"throughput of the read mix ({result['readers']} readers, "
+                           f"{result['approvers']} approvers)", "req/s", reads / elapsed, None, reference_name="",
+                    note=f"{reads} reads in {elapsed:.1f} s; seeding {seeded:.0f} s ({data['steps']:,} step records)",
+                    extra={"elapsed_s": elapsed, "seed_s": seeded}))
+    return rows
+
+
+def profile(requests: int = 40, top: int = 25) -> str:
+    """Seed a database, then cProfile inbox and document pages through Flask's test client."""
+    import cProfile
+    import io
+    import pstats
+
+    from esign.services.context import Context
+    from esign.services.migrate import upgrade
+    from esign.web import create_app
+
+    logging.disable(logging.WARNING)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    create_database()
+    try:
+        settings = settings_for(WORK)
+        upgrade(settings)
+        ctx = Context.create(settings)
+        data = seed(ctx, 10_000, 0)
+        app = create_app(settings)
+        uid = next(u for u, name in data["usernames"].items() if name.startswith("bench-adviser"))
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = CSRF.search(page).group(1)
+        client.post("/login", data={"username": data["usernames"][uid], "password": PASSWORD,
+                                    "csrf_token": token})
+        docs = data["visible"][uid]
+        client.get("/"), client.get(f"/documents/{docs[0]}")  # warm: templates, previews
+        out = io.StringIO()
+        from sqlalchemy import event
+
+        engine = app.extensions["esign"].db.engine
+        sql_times: dict[str, list[float]] = {}
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+            conn.info["bench_t"] = time.perf_counter()
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+            key = " ".join(statement.split())[:150]
+            sql_times.setdefault(key, []).append((time.perf_counter() - conn.info["bench_t"]) * 1000)
+
+        for label, urls in (("inbox", ["/"] * requests),
+                            ("document page", [f"/documents/{docs[i % len(docs)]}" for i in range(requests)])):
+            prof = cProfile.Profile()
+            t = time.perf_counter()
+            prof.enable()
+            for url in urls:
+                assert client.get(url).status_code == 200
+            prof.disable()
+            out.write(f"== {label}: {(time.perf_counter() - t) / requests * 1000:.1f} ms per request "
+                      f"(in process, profiled)\n")
+            stats = pstats.Stats(prof, stream=out).strip_dirs()
+            stats.sort_stats("cumulative").print_stats(top)
+            stats.sort_stats("tottime").print_stats(top)
+            out.write(f"-- SQL of {label}, by total time: calls, total ms, ms per call --\n")
+            for key, ts in sorted(sql_times.items(), key=lambda kv: -sum(kv[1]))[:12]:
+                out.write(f"{len(ts):6d} {sum(ts):9.1f} {sum(ts) / len(ts):7.2f}  {key}\n")
+            sql_times.clear()
+        ctx.close()
+        return out.getvalue()
+    finally:
+        drop_database()
+
+
+def main() -> None:
+    if "--profile" in sys.argv:
+        print(profile())
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]))
+        return
+    args = script_args(__doc__.splitlines()[0])
+    emit(run(args.quick), args)
+
+
+if __name__ == "__main__":
+    main()
