@@ -362,3 +362,83 @@ def _register_verification() -> None:
 
 
 _register_verification()
+
+
+# --- reminders and reports -----------------------------------------------------------------
+
+
+@main.command("remind")
+@click.option("--every", type=int, default=None, metavar="SECONDS",
+              help="Keep running, one reminder run every SECONDS (when no task queue is configured).")
+@click.option("--schedule", is_flag=True,
+              help="Run an RQ cron scheduler that enqueues a reminder job every interval "
+                   "(ESIGN_REMINDERS_INTERVAL_SECONDS); `rq worker esign-reminders` runs the jobs.")
+@click.option("--redis", "redis_url", default=None, help="The task queue's Redis (default: ESIGN_REMINDERS_REDIS_URL).")
+@pass_state
+def remind(state: _State, every: int | None, schedule: bool, redis_url: str | None) -> None:
+    """Send the reminders that are due: before a step's due time and when it is overdue, each once."""
+    import dataclasses
+    import time
+
+    from esign.services.reminders import ReminderSettings, reminder_scheduler, send_reminders
+
+    settings = ReminderSettings.from_env()
+    if redis_url:
+        settings = dataclasses.replace(settings, redis_url=redis_url)
+    if schedule:
+        if not settings.redis_url:
+            raise click.UsageError("--schedule needs a task queue: --redis or ESIGN_REMINDERS_REDIS_URL")
+        config = str(Path(state.config).resolve()) if state.config else None
+        scheduler = reminder_scheduler(settings, config)
+        click.echo(f"enqueueing reminder jobs on {settings.queue!r} every {settings.interval_seconds} s")
+        scheduler.start()
+        return
+    while True:
+        click.echo(f"reminders: {send_reminders(state.ctx, settings=settings)}")
+        if not every:
+            return
+        time.sleep(every)
+
+
+@main.command("report")
+@click.option("--unit", "unit_code", required=True, help="Unit code.")
+@click.option("--from", "first", required=True, help="First day, dd/mm/yyyy.")
+@click.option("--to", "last", required=True, help="Last day, dd/mm/yyyy.")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "pdf"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (csv and pdf; default: standard output for csv).")
+@pass_state
+def report_command(state: _State, unit_code: str, first: str, last: str, fmt: str, output: Path | None) -> None:
+    """A unit's report for a period: handled, on time, late, open, overdue; as text, CSV or PDF."""
+    from sqlalchemy import select
+
+    from esign.models import Unit
+    from esign.services import reports
+
+    with state.ctx.db.session() as session:
+        unit_id = session.scalar(select(Unit.id).where(Unit.code == unit_code))
+    if unit_id is None:
+        raise click.UsageError(f"no unit has the code {unit_code!r}")
+    report = reports.build_report(state.ctx, unit_id, reports.parse_date(first), reports.parse_date(last))
+    if fmt == "pdf":
+        if output is None:
+            raise click.UsageError("--format pdf needs --output")
+        output.write_bytes(reports.report_pdf(report))
+        click.echo(f"wrote {output}")
+    elif fmt == "csv":
+        text = reports.report_csv(report)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {output}")
+    else:
+        n = reports.vn_number
+        click.echo(f"{report.unit_name}: {report.period.label()}")
+        click.echo(f"  received {n(report.received)}, handled {n(report.handled)}, on time {n(report.on_time)}/"
+                   f"{n(report.handled)} ({report.on_time_rate}), late {n(report.late)}")
+        click.echo(f"  open {n(report.open)}, overdue {n(report.overdue)} "
+                   f"(at {reports.vn_date(report.as_of, report.period.tz)})")
+        for s in report.steps:
+            click.echo(f"  {s.name.get('vi', s.state):12} {n(s.count):>8} steps, average "
+                       f"{reports.vn_hours(s.avg_hours)}, waiting now {n(s.waiting)}")

@@ -35,7 +35,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from esign.errors import ConfigError, DefinitionError, Forbidden, NotFound, WorkflowError
@@ -475,17 +475,6 @@ def mark_read(ctx: Context, actor: User) -> int:
         result = session.execute(update(Notification).where(
             Notification.user_id == actor.id, Notification.read_at.is_(None)).values(read_at=ctx.now()))
         return result.rowcount or 0
-
-
-def overdue_steps(session: Session, unit_id: int, now: datetime, limit: int = 50) -> list[StepRecord]:
-    """Open steps of the unit past their due time, the longest overdue first."""
-    return list(session.scalars(
-        select(StepRecord)
-        .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
-        .join(Document, Document.id == WorkflowInstance.document_id)
-        .where(Document.unit_id == unit_id, StepRecord.status == "open", StepRecord.due_at < now,
-               and_(StepRecord.state == WorkflowInstance.state))
-        .order_by(StepRecord.due_at).limit(limit)))
 
 
 __all__ = [

@@ -254,6 +254,11 @@ def unit_report(ctx: Context, actor: User, first: date, last: date) -> UnitRepor
     """The report of ``actor``'s unit over the local dates [first, last]."""
     if not actor.roles & REPORT_ROLES:
         raise Forbidden("Reports are for the chair, the clerk, auditors and administrators")
+    return build_report(ctx, actor.unit_id, first, last)
+
+
+def build_report(ctx: Context, unit_id: int, first: date, last: date) -> UnitReport:
+    """The report of any unit, without an access check: for the command line and for unit_report."""
     if last < first:
         raise ReportError("The period ends before it starts")
     if (last - first).days > MAX_DAYS:
@@ -264,8 +269,9 @@ def unit_report(ctx: Context, actor: User, first: date, last: date) -> UnitRepor
     as_of = min(period.end, now)
     start, end = period.start, period.end
     with ctx.db.session() as session:
-        unit = session.get(Unit, actor.unit_id)
-        assert unit is not None
+        unit = session.get(Unit, unit_id)
+        if unit is None:
+            raise ReportError("There is no such unit")
         in_unit = and_(Document.id == WorkflowInstance.document_id, Document.unit_id == unit.id)
         instances = select(WorkflowInstance).join(Document, in_unit)
 
@@ -368,6 +374,28 @@ def unit_report(ctx: Context, actor: User, first: date, last: date) -> UnitRepor
         )
 
 
+def overdue_now(ctx: Context, actor: User, limit: int = 50) -> list[WaitingStep]:
+    """Open steps of ``actor``'s unit past their due time now, the longest overdue first (to escalate)."""
+    if not actor.roles & REPORT_ROLES:
+        raise Forbidden("Reports are for the chair, the clerk, auditors and administrators")
+    now = ctx.now()
+    definition = ctx.workflows.latest(ctx.settings.workflows.default)
+    names = {state: dict(spec.name) for state, spec in definition.states.items()}
+    with ctx.db.session() as session:
+        rows = session.execute(
+            select(StepRecord.id, StepRecord.state, StepRecord.assigned_at, StepRecord.due_at,
+                   Document.id.label("document_id"), Document.title, User.full_name)
+            .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
+            .join(Document, Document.id == WorkflowInstance.document_id)
+            .join(User, User.id == StepRecord.assignee_id)
+            .where(Document.unit_id == actor.unit_id, StepRecord.status == "open", StepRecord.due_at < now,
+                   StepRecord.state == WorkflowInstance.state)
+            .order_by(StepRecord.due_at, StepRecord.id).limit(limit)
+        ).all()
+    return [WaitingStep(r.id, r.document_id, r.title, r.state, names.get(r.state, {"vi": r.state}), r.full_name,
+                        r.assigned_at, r.due_at, (now - r.assigned_at).total_seconds() / 3600, True) for r in rows]
+
+
 # --- charts: one geometry, drawn as SVG in the page and with fpdf2 in the PDF -----------------
 
 
@@ -399,7 +427,7 @@ class Chart:
 def bar_chart(title: str, items: Sequence[tuple[str, float, str]], *, top: float | None = None,
               width: float = 640, height: float = 260, tick_format: Any = vn_number) -> Chart:
     """Bars for (label, value, text) items, scaled to ``top`` (default: the largest value, rounded up)."""
-    left, right, upper, lower = 56.0, width - 12.0, 28.0, height - 36.0
+    left, right, upper, lower = 56.0, width - 12.0, 44.0, height - 36.0
     largest = max((v for _, v, _ in items), default=0.0)
     top = top or _nice_ceiling(largest)
     step = (right - left) / max(len(items), 1)
@@ -408,7 +436,7 @@ def bar_chart(title: str, items: Sequence[tuple[str, float, str]], *, top: float
         h = (lower - upper) * (value / top) if top else 0.0
         bar_w = step * 0.6
         bars.append(Bar(label, value, text, left + i * step + (step - bar_w) / 2, lower - h, bar_w, h))
-    ticks = [(lower - (lower - upper) * k / 4, tick_format(top * k / 4)) for k in range(5)]
+    ticks = [(lower - (lower - upper) * k / 5, tick_format(top * k / 5)) for k in range(6)]
     return Chart(title, width, height, (left, upper, right, lower), bars, ticks)
 
 
@@ -416,7 +444,8 @@ def _nice_ceiling(value: float) -> float:
     if value <= 0:
         return 1.0
     magnitude = 10 ** (len(str(int(value))) - 1)
-    for factor in (1, 2, 2.5, 5, 10):
+    # five grid intervals: a ceiling whose fifth is a round number
+    for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= factor * magnitude:
             return float(factor * magnitude)
     return float(10 * magnitude)
@@ -426,7 +455,7 @@ def step_chart(report: UnitReport, lang: str = "vi") -> Chart:
     items = [(s.name.get(lang) or s.name.get("vi", s.state), s.avg_hours or 0.0, vn_hours(s.avg_hours))
              for s in report.steps]
     title = "Thời gian xử lý trung bình mỗi bước" if lang == "vi" else "Average time per step"
-    return bar_chart(title, items, tick_format=lambda v: vn_number(v, 0) + " h")
+    return bar_chart(title, items, tick_format=lambda v: vn_number(v, 0 if v == int(v) else 1) + " h")
 
 
 def month_chart(report: UnitReport, lang: str = "vi") -> Chart:

@@ -80,4 +80,6 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
 
     for module in (auth, inbox, documents, api, admin, public):
         app.register_blueprint(module.bp)
+    from esign.web import reports  # the unit report, escalation and notifications
+    app.register_blueprint(reports.bp)
     return app

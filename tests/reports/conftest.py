@@ -3,6 +3,7 @@ steps are opened by the real routing code (no PDF, no signing: these tests are a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,13 +25,22 @@ PEOPLE = (
 )
 
 
+PASSWORD = "ward-password"
+
+
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash for every test user: argon2 is slow on purpose."""
+    return users.hash_password(PASSWORD)
+
+
 def seed_ward(ctx: Context) -> None:
-    """The people, inserted directly: no password anyone can log in with (argon2 is slow on purpose)."""
+    """The people, inserted directly, all with the password PASSWORD."""
     with ctx.db.session() as session:
         unit = users.create_unit(session, **DEMO_UNIT)
         for username, name, title, role, email in PEOPLE:
             session.add(User(unit=unit, username=username, full_name=name, title=title, email=email,
-                             password_hash="!", role_rows=[UserRole(role=role)]))
+                             password_hash=password_hash(), role_rows=[UserRole(role=role)]))
 
 
 def user(ctx: Context, username: str) -> User:
