@@ -19,6 +19,10 @@ What it writes into OUTDIR:
   chain), where name is ``<username>-token``, ``<username>-mobile`` or
   ``agency-seal``. Every PKCS#12 file has the same development passphrase:
   the environment variable ESIGN_SOFTKEY_PASSPHRASE, default ``esign-dev``;
+- ``revoked-token.cert.pem`` and ``revoked-token.p12``: a token certificate of
+  the government specialised CA that its OCSP responder and CRL report as
+  revoked (key compromise), so that refusing a revoked certificate can be
+  tried; it belongs to no demo person;
 - ``people.json``: the demo people of ``keys/people.toml`` with their
   credential names.
 
@@ -62,6 +66,9 @@ SERVICE_VALIDITY = {
 }
 SIGNER_VALIDITY = {"valid-from": "2025-01-01T00:00:00+0000", "valid-to": "2030-01-01T00:00:00+0000"}
 DEV_ORG = "esign development PKI"
+#: a token certificate reported revoked by the OCSP responder and the CRL (tests and demo)
+REVOKED = "revoked-token"
+REVOKED_SINCE = "2025-06-01T00:00:00+0000"
 
 
 def passphrase() -> str:
@@ -155,6 +162,21 @@ def signers(people: dict[str, Any]) -> list[dict[str, Any]]:
                 "locality-name": agency.get("locality", ""),
                 "country-name": "VN",
             },
+        }
+    )
+    # last, so that the serial numbers of the people and the seal do not move
+    out.append(
+        {
+            "name": REVOKED,
+            "device": "token",
+            "issuer": "gov-ca",
+            "entity": {
+                "common-name": "Chứng thư thử nghiệm đã thu hồi",
+                "organization-name": agency["name"],
+                "locality-name": agency.get("locality", ""),
+                "country-name": "VN",
+            },
+            "revocation": {"revoked-since": REVOKED_SINCE, "reason": "key_compromise"},
         }
     )
     return out
@@ -274,6 +296,8 @@ def architecture(people: dict[str, Any], port: int) -> dict[str, Any]:
                 _aia_ocsp(issuer),
             ],
         }
+        if "revocation" in s:
+            certs[s["name"]]["revocation"] = s["revocation"]
         next_serial[issuer] += 1
 
     return {

@@ -25,11 +25,37 @@ def _load_pki_module():  # type: ignore[no-untyped-def]
     return module
 
 
+PKI_PORT = 9780
+
+
 @pytest.fixture(scope="session")
-def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete development PKI, generated once per test run."""
+def pki_services():  # type: ignore[no-untyped-def]
+    """certomancer's OCSP, CRL and TSA on 127.0.0.1, in a thread, for the test PKI (``dev_pki``).
+
+    The port is bound before the PKI is built, since the certificates carry it
+    in their URLs: 9780 when free, otherwise any free port (a developer's
+    ``make run`` holds 9780, and so does the first pytest-xdist worker).
+    ``pki_services.stopped()`` makes them answer 503 for a while.
+    """
+    import logging
+
+    from esign.signing.devservices import PkiServices
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        services = PkiServices(PKI_PORT)
+    except OSError:
+        services = PkiServices(0)
+    yield services
+    services.close()
+
+
+@pytest.fixture(scope="session")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory, pki_services) -> Path:  # type: ignore[no-untyped-def]
+    """A complete development PKI, generated once per test run, its services running."""
     out = tmp_path_factory.mktemp("pki")
-    _load_pki_module().make_dev_pki(out)
+    _load_pki_module().make_dev_pki(out, port=pki_services.port)
+    pki_services.load(out / "certomancer.yml")
     return out
 
 

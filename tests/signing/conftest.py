@@ -51,12 +51,7 @@ def load_pki_module() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="session")
-def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The development PKI, generated once per test run."""
-    out = tmp_path_factory.mktemp("pki")
-    load_pki_module().make_dev_pki(out)
-    return out
+# dev_pki and pki_services: tests/conftest.py
 
 
 @pytest.fixture(scope="session")

@@ -38,19 +38,19 @@ def test_make_dev_pki_twice_changes_nothing(tmp_path: Path) -> None:
     assert _snapshot(tmp_path) == first
 
 
-def test_make_dev_pki_writes_every_credential_and_the_services(dev_pki: Path) -> None:
+def test_make_dev_pki_writes_every_credential_and_the_services(dev_pki: Path, pki_services) -> None:  # type: ignore[no-untyped-def]
     for name in SIGNERS:
         assert (dev_pki / f"{name}.p12").is_file()
         assert (dev_pki / f"{name}.cert.pem").is_file()
     for name in ("root", "gov-ca", "public-ca", "tsa", "gov-ocsp", "public-ocsp"):
         assert (dev_pki / f"{name}.cert.pem").is_file()
     config = (dev_pki / "certomancer.yml").read_text(encoding="utf-8")
-    assert "http://127.0.0.1:9780" in config
+    assert f"http://127.0.0.1:{pki_services.port}" in config
     assert "time-stamping" in config and "ocsp" in config and "crl-repo" in config
     assert oct((dev_pki / "keys" / "root.key.pem").stat().st_mode & 0o777) == "0o600"
 
 
-def test_certificates_name_the_people_and_chain_to_the_root(dev_pki: Path) -> None:
+def test_certificates_name_the_people_and_chain_to_the_root(dev_pki: Path, pki_services) -> None:  # type: ignore[no-untyped-def]
     root = _cert(dev_pki / "root.cert.pem")
     assert root.subject.native["common_name"] == "Root CA (dev) standing in for the national root"
     chair = _cert(dev_pki / "nguyenthiquynhtrieu-token.cert.pem")
@@ -63,7 +63,7 @@ def test_certificates_name_the_people_and_chain_to_the_root(dev_pki: Path) -> No
     assert _cert(dev_pki / "gov-ca.cert.pem").issuer == root.subject
     seal = _cert(dev_pki / "agency-seal.cert.pem")
     assert seal.subject.native["organization_name"] == "UBND Phường Bến Nghé"
-    assert chair.ocsp_urls == ["http://127.0.0.1:9780/esign/ocsp/gov-ca"]
+    assert chair.ocsp_urls == [f"http://127.0.0.1:{pki_services.port}/esign/ocsp/gov-ca"]
     assert chair.public_key.algorithm == "rsa"
     assert _cert(dev_pki / "tranthibinh-mobile.cert.pem").public_key.algorithm == "ec"
 
@@ -82,6 +82,7 @@ def test_people_json_describes_each_person(dev_pki: Path) -> None:
         "lequangcuong",
         "nguyenthiquynhtrieu",
         "hoangvanem",
+        "vominhduc",
         "dangthiphuong",
         "admin",
     }
