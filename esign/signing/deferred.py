@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import aiohttp
 from asn1crypto import algos, cms, x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,9 +46,12 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_cms import ExternalSigner, PdfCMSSignedAttributes
-from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStamp, TextStampStyle
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 
 from esign.errors import CertificateRefused, InvalidPdf, SignatureValueInvalid, SigningError
 from esign.signing.backend import CertificateBundle
@@ -195,8 +199,21 @@ def bytes_reserved(bundle: CertificateBundle, *, timestamp: bool = False) -> int
     return (hex_len + 1023) // 1024 * 1024
 
 
-def check_certificate(bundle: CertificateBundle, at: datetime) -> None:
-    """Refuse a certificate that is not valid at ``at`` or may not sign documents."""
+def check_certificate(
+    bundle: CertificateBundle,
+    at: datetime,
+    *,
+    validation_context: ValidationContext | None = None,
+) -> None:
+    """Refuse a certificate that is not valid at ``at`` or may not sign documents.
+
+    With ``validation_context`` (trust roots, fetching allowed, see
+    :func:`validation_context`), also build the path to a trusted root and ask
+    the OCSP responders and CRLs named in the certificates: a revoked
+    certificate is refused whatever the revocation mode; an unknown status
+    (services unreachable) is refused in "hard-fail" mode and let through in
+    "soft-fail" mode. The context is used up (its connections are closed).
+    """
     cert = bundle.cert
     validity = cert["tbs_certificate"]["validity"]
     start, end = validity["not_before"].native, validity["not_after"].native
@@ -221,6 +238,53 @@ def check_certificate(bundle: CertificateBundle, at: datetime) -> None:
             "The certificate of %(subject)s may not be used to sign documents", subject=subject
         )
     mechanism_of(cert)
+    if validation_context is not None:
+        _run(_released(_check_path(bundle, validation_context), validation_context))
+
+
+async def _released(coro: Coroutine[Any, Any, T], *contexts: ValidationContext | None) -> T:
+    """Await ``coro``, then close the HTTP sessions the contexts opened (in this event loop)."""
+    try:
+        return await coro
+    finally:
+        for vc in contexts:
+            if vc is not None:
+                await vc.aclose()
+
+
+async def _check_path(bundle: CertificateBundle, vc: ValidationContext) -> None:
+    cert = bundle.cert
+    subject = cert.subject.human_friendly
+    validator = CertificateValidator(
+        cert, intermediate_certs=list(bundle.chain), validation_context=vc
+    )
+    try:
+        await validator.async_validate_usage(key_usage=set())
+    except cv_errors.RevokedError as e:
+        raise CertificateRefused(
+            "The certificate of %(subject)s was revoked on %(date)s; it cannot sign. "
+            "Ask the certificate authority for a new certificate",
+            subject=subject,
+            date=iso_time(e.revocation_dt),
+        ) from e
+    except cv_errors.InsufficientRevinfoError as e:
+        raise CertificateRefused(
+            "The revocation status of the certificate of %(subject)s cannot be checked now "
+            "(the certificate authority's OCSP or CRL service did not answer); try again later",
+            subject=subject,
+        ) from e
+    except cv_errors.PathBuildingError as e:
+        raise CertificateRefused(
+            "The certificate of %(subject)s was not issued by a certificate authority this "
+            "server trusts; it cannot sign",
+            subject=subject,
+        ) from e
+    except (cv_errors.PathValidationError, cv_errors.InvalidCertificateError) as e:
+        raise CertificateRefused(
+            "The certificate of %(subject)s did not pass validation and cannot sign: %(reason)s",
+            subject=subject,
+            reason=str(e),
+        ) from e
 
 
 def _public_key(cert: x509.Certificate) -> Any:
@@ -643,13 +707,36 @@ def finish_signature(
     bundle: CertificateBundle,
     *,
     timestamper: TimeStamper | None = None,
+    validation_context: ValidationContext | None = None,
 ) -> bytes:
-    """Check ``signature_value``, embed it and return the complete new revision."""
-    return _run(_finish(prepared, signature_value, bundle, timestamper))
+    """Check ``signature_value``, embed it and return the complete new revision.
+
+    With ``timestamper`` the signature gets a signature timestamp (PAdES B-T);
+    ``prepared`` must have been prepared with ``timestamp=True`` for the room.
+    With ``validation_context`` (fetching allowed), the certificates, OCSP
+    responses and CRLs of the signer and of the TSA are fetched and written to
+    the document security store in an incremental update after the signature
+    (PAdES B-LT); the bytes returned then hold both PDF revisions, so that one
+    step stays one stored revision. The context is used up.
+    """
+    if timestamper is not None and not prepared.timestamp:
+        raise SigningError(
+            "This signature was prepared without room for a timestamp; start the signature again"
+        )
+    return _run(
+        _released(
+            _finish(prepared, signature_value, bundle, timestamper, validation_context),
+            validation_context,
+        )
+    )
 
 
 async def _finish(
-    prepared: Prepared, value: bytes, bundle: CertificateBundle, timestamper: TimeStamper | None
+    prepared: Prepared,
+    value: bytes,
+    bundle: CertificateBundle,
+    timestamper: TimeStamper | None,
+    vc: ValidationContext | None = None,
 ) -> bytes:
     data = prepared.prepared_pdf
     start, end = prepared.reserved_start, prepared.reserved_end
@@ -681,9 +768,14 @@ async def _finish(
         signature_value=value,
         signature_mechanism=_signed_digest_algorithm(prepared.mechanism),
     )
-    signature_cms = await signer.async_sign_prescribed_attributes(
-        prepared.md_algorithm, signed_attrs, timestamper=timestamper
-    )
+    try:
+        signature_cms = await signer.async_sign_prescribed_attributes(
+            prepared.md_algorithm, signed_attrs, timestamper=timestamper
+        )
+    except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
+        raise SigningError(
+            "The timestamp authority did not answer, so nothing was signed; try again in a moment"
+        ) from e
     output = io.BytesIO(data)
     digest = PreparedByteRangeDigest(
         document_digest=prepared.document_digest,
@@ -696,4 +788,159 @@ async def _finish(
         raise SigningError(
             "The signature is larger than the room prepared for it; start the signature again"
         ) from e
+    if vc is not None:
+        await _add_validation_info(output, prepared.field, vc)
     return output.getvalue()
+
+
+# --- long-term validation (PAdES B-LT, B-LTA) --------------------------------------------------------
+
+#: room for a document timestamp token, in hex digits (twice the DER headroom)
+DOCUMENT_TIMESTAMP_RESERVED = 2 * TIMESTAMP_HEADROOM
+REVOCATION_MODES = ("hard-fail", "soft-fail")
+
+
+def validation_context(
+    trust_roots: list[x509.Certificate] | tuple[x509.Certificate, ...],
+    *,
+    revocation: str = "hard-fail",
+    allow_fetching: bool = True,
+) -> ValidationContext:
+    """A fresh context trusting only ``trust_roots``, fetching OCSP/CRL from the certificates' URLs.
+
+    "hard-fail": a certificate whose OCSP responder or CRL cannot be reached is
+    not accepted; "soft-fail": it is (development only). Use each context for
+    one operation: it keeps the revocation data it fetched (they go into the
+    document) and its HTTP sessions belong to one event loop.
+    """
+    if revocation not in REVOCATION_MODES:
+        raise ValueError(f"revocation {revocation!r}: expected one of {REVOCATION_MODES}")
+    return ValidationContext(
+        trust_manager=SimpleTrustManager.build(trust_roots=list(trust_roots)),
+        allow_fetching=allow_fetching,
+        revocation_mode=revocation,
+    )
+
+
+def timestamper(url: str, timeout: int = 10) -> TimeStamper:
+    """An RFC 3161 client for the TSA at ``url`` (a new HTTP session per request)."""
+    return HTTPTimeStamper(url, timeout=timeout)
+
+
+def _refuse_unreachable(what: str, e: BaseException) -> SigningError:
+    return SigningError(
+        "The %(what)s could not be completed: a certificate authority service (TSA, OCSP or "
+        "CRL) did not answer or refused the certificate (%(reason)s); try again in a moment",
+        what=what,
+        reason=str(e) or type(e).__name__,
+    )
+
+
+async def _add_validation_info(output: io.BytesIO, field_name: str, vc: ValidationContext) -> None:
+    """Append a DSS revision with everything needed to validate the signature in ``field_name``."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation.dss import async_add_validation_info
+
+    reader = PdfFileReader(output, strict=False)
+    embedded = next(
+        (e for e in reader.embedded_regular_signatures if e.field_name == field_name), None
+    )
+    if embedded is None:  # pragma: no cover - the field was just signed
+        raise SigningError("The new signature %(field)s cannot be found", field=field_name)
+    try:
+        # the VRI entry is left out: PAdES does not need it and it only grows the file
+        await async_add_validation_info(
+            embedded, vc, add_vri_entry=False, in_place=True, force_write=True
+        )
+    except (cv_errors.ValidationError, cv_errors.PathError) as e:
+        raise _refuse_unreachable("signature", e) from e
+
+
+def add_document_timestamp(
+    pdf: bytes, timestamper: TimeStamper, validation_context: ValidationContext
+) -> bytes:
+    """Append a document timestamp (PAdES B-LTA); returns the whole file.
+
+    The TSA's certificates and revocation data go into the DSS in the same
+    revision, before the timestamp, so the timestamp stays the last revision
+    and covers the whole file. The context is used up.
+    """
+    return _run(
+        _released(_document_timestamp(pdf, timestamper, validation_context, ()), validation_context)
+    )
+
+
+async def _document_timestamp(
+    pdf: bytes, timestamper: TimeStamper, vc: ValidationContext, paths: Any
+) -> bytes:
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper, TimestampDSSContentSettings
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    except (PdfError, ValueError) as e:
+        raise InvalidPdf("This PDF is damaged or incomplete and cannot be timestamped") from e
+    count = len(writer.prev.embedded_timestamp_signatures)
+    if paths:
+        DocumentSecurityStore.supply_dss_in_writer(writer, None, paths=paths, validation_context=vc)
+    output = io.BytesIO()
+    try:
+        await PdfTimeStamper(
+            timestamper, field_name=f"DocTimeStamp{count + 1}"
+        ).async_timestamp_pdf(
+            writer,
+            MD_ALGORITHM,
+            validation_context=vc,
+            bytes_reserved=DOCUMENT_TIMESTAMP_RESERVED,
+            output=output,
+            dss_settings=TimestampDSSContentSettings(update_before_ts=True, include_vri=False),
+        )
+    except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
+        raise SigningError(
+            "The timestamp authority did not answer; the document timestamp was not added"
+        ) from e
+    except (cv_errors.ValidationError, cv_errors.PathError) as e:
+        raise _refuse_unreachable("document timestamp", e) from e
+    return output.getvalue()
+
+
+def last_timestamp_expiry(pdf: bytes) -> datetime | None:
+    """When the certificate of the last document timestamp expires; None without one."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    stamps = reader.embedded_timestamp_signatures
+    if not stamps:
+        return None
+    cert = stamps[-1].signer_cert
+    return cert["tbs_certificate"]["validity"]["not_after"].native
+
+
+def refresh_archival_timestamp(
+    pdf: bytes, timestamper: TimeStamper, validation_context: ValidationContext
+) -> bytes:
+    """Add a new document timestamp over an archived file (before the last one's certificate expires).
+
+    The last document timestamp is validated first, with fresh revocation data
+    that goes into the DSS together with the new timestamp's; an archive whose
+    last timestamp no longer validates is refused rather than stamped over.
+    The context is used up.
+    """
+    return _run(_released(_refresh(pdf, timestamper, validation_context), validation_context))
+
+
+async def _refresh(pdf: bytes, timestamper: TimeStamper, vc: ValidationContext) -> bytes:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_timestamp
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    stamps = reader.embedded_timestamp_signatures
+    if not stamps:
+        raise SigningError("This document has no document timestamp to renew")
+    status = await async_validate_pdf_timestamp(stamps[-1], validation_context=vc, skip_diff=True)
+    if not (status.intact and status.valid and status.trusted):
+        raise SigningError(
+            "The last document timestamp no longer validates (%(summary)s); it was not renewed",
+            summary=status.summary(),
+        )
+    return await _document_timestamp(pdf, timestamper, vc, (status.validation_path,))

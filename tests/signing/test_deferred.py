@@ -310,3 +310,62 @@ def test_a_signature_timestamp_fits_the_room_left_for_it(
     (status,) = checks.pyhanko(out)
     assert status.bottom_line and status.timestamp_validity is not None
     assert status.timestamp_validity.intact and status.timestamp_validity.valid
+
+
+def test_check_certificate_asks_ocsp_and_refuses_a_revoked_certificate(
+    softkey, root_cert, pki_services
+) -> None:  # type: ignore[no-untyped-def]
+    def context(mode: str = "hard-fail"):  # type: ignore[no-untyped-def]
+        return deferred.validation_context([root_cert], revocation=mode)
+
+    now = datetime.now(UTC)
+    deferred.check_certificate(
+        softkey.certificate("tranthibinh-token"), now, validation_context=context()
+    )
+    deferred.check_certificate(
+        softkey.certificate("tranthibinh-mobile"), now, validation_context=context()
+    )
+    revoked = softkey.certificate("revoked-token")
+    deferred.check_certificate(revoked, now)  # without a context: dates and key usage only
+    with pytest.raises(CertificateRefused, match="was revoked on 2025-06-01T07:00:00\\+07:00"):
+        deferred.check_certificate(revoked, now, validation_context=context("soft-fail"))
+    with pki_services.stopped():
+        with pytest.raises(CertificateRefused, match="cannot be checked now"):
+            deferred.check_certificate(
+                softkey.certificate("tranthibinh-token"), now, validation_context=context()
+            )
+        deferred.check_certificate(
+            softkey.certificate("tranthibinh-token"), now, validation_context=context("soft-fail")
+        )
+
+
+def test_finish_with_a_tsa_appends_the_validation_data_after_the_signature(
+    first_revision: bytes, softkey, root_cert, pki_services
+) -> None:  # type: ignore[no-untyped-def]
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    credential, spec = STEPS[0]
+    bundle = softkey.certificate(credential)
+    prepared = deferred.prepare_signature(first_revision, spec, bundle, timestamp=True)
+    value = softkey.sign(SignRequest(credential=credential, tbs=prepared.tbs)).signature
+    out = deferred.finish_signature(
+        prepared,
+        value,
+        bundle,
+        timestamper=deferred.timestamper(pki_services.tsa_url),
+        validation_context=deferred.validation_context([root_cert]),
+    )
+    assert out.startswith(prepared.prepared_pdf[: prepared.reserved_start])
+    reader = PdfFileReader(io.BytesIO(out))
+    before = PdfFileReader(io.BytesIO(first_revision)).xrefs.total_revisions
+    assert reader.xrefs.total_revisions == before + 2  # the signature, then the DSS update
+    (embedded,) = reader.embedded_regular_signatures
+    dss = DocumentSecurityStore.read_dss(reader)
+    assert embedded.signer_cert.dump() in {c.dump() for c in dss.load_certs()}
+    assert dss.ocsps and dss.crls
+    # a request prepared without room for a timestamp cannot take one
+    plain = deferred.prepare_signature(first_revision, spec, bundle)
+    with pytest.raises(SigningError, match="without room for a timestamp"):
+        deferred.finish_signature(
+            plain, value, bundle, timestamper=deferred.timestamper(pki_services.tsa_url)
+        )
