@@ -14,10 +14,15 @@ PYTEST_ARGS ?= -n auto
 export ESIGN_SOFTKEY_PASSPHRASE ?= esign-dev
 export ESIGN_SEAL_PIN ?= 123456
 export SOFTHSM2_CONF ?= $(CURDIR)/keys/dev/softhsm/softhsm2.conf
+# the development PKI's OCSP/CRL/TSA services (esign pki-services); the certificates carry this port
+PKI_PORT ?= 9780
+# the demo and the server timestamp every signature with the development TSA (not `make test`:
+# the tests start their own services)
+run demo: export ESIGN_PKI_TSA_URL ?= http://127.0.0.1:$(PKI_PORT)/esign/tsa/tsa
 
-.PHONY: run test system install pki db demo lint bench clean-dev
+.PHONY: run test system install pki pki-services db demo lint bench clean-dev
 
-run: system install pki db demo
+run: system install pki pki-services db demo
 	@test -s var/secret-key || (mkdir -p var && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/secret-key && chmod 600 var/secret-key)
 	ESIGN_SECRET_KEY="$$(cat var/secret-key)" $(BIN)/esign serve
 
@@ -44,13 +49,25 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 pki: install
-	$(BIN)/python keys/make_dev_pki.py keys/dev
+	$(BIN)/python keys/make_dev_pki.py keys/dev --port $(PKI_PORT)
 	$(BIN)/python keys/tokens.py keys/dev
+
+# Starts the services in the background unless something already answers on the port
+# (a second `make run`); log in var/pki-services.log, stop with: kill $$(cat var/pki-services.pid)
+pki-services: pki
+	@if $(BIN)/python -c "import sys; from esign.signing.devservices import port_answers; sys.exit(0 if port_answers($(PKI_PORT)) else 1)"; then \
+	  echo "PKI services already answer on 127.0.0.1:$(PKI_PORT)"; \
+	else \
+	  mkdir -p var; \
+	  nohup $(BIN)/esign pki-services --port $(PKI_PORT) > var/pki-services.log 2>&1 & echo $$! > var/pki-services.pid; \
+	  for i in $$(seq 50); do $(BIN)/python -c "import sys; from esign.signing.devservices import port_answers; sys.exit(0 if port_answers($(PKI_PORT)) else 1)" && break; sleep 0.2; done; \
+	  echo "PKI services on http://127.0.0.1:$(PKI_PORT)/ (pid $$(cat var/pki-services.pid))"; \
+	fi
 
 db: install
 	$(BIN)/esign db upgrade
 
-demo: pki db
+demo: pki pki-services db
 	$(BIN)/esign demo
 
 lint: install

@@ -337,6 +337,40 @@ def demo(state: _State, people: Path | None) -> None:
         click.echo(f"finished example memo: {state.settings.app.base_url}/documents/{example}")
 
 
+@main.command("ltv-refresh")
+@click.option("--days", type=int, default=90, show_default=True,
+              help="Renew documents whose last timestamp certificate expires within this many days.")
+@click.option("--dry-run", is_flag=True, help="Only list the documents that are due.")
+@pass_state
+def ltv_refresh(state: _State, days: int, dry_run: bool) -> None:
+    """Add a new document timestamp to archived documents before their last one expires."""
+    from esign.services.archive import refresh_ltv
+
+    results = refresh_ltv(state.ctx, before_days=days, dry_run=dry_run)
+    for r in results:
+        extra = f" revision {r.revision_index}" if r.revision_index is not None else ""
+        click.echo(f"document {r.document_id}: {r.outcome}{extra} (timestamp certificate expires "
+                   f"{r.expires_at:%Y-%m-%d}){': ' + r.message if r.message else ''}")
+    click.echo(f"{len(results)} document(s) {'due' if dry_run else 'processed'}")
+    if any(r.outcome == "failed" for r in results):
+        sys.exit(1)
+
+
+@main.command("pki-services")
+@click.option("--port", type=int, default=None, help="Default: [pki] services_port.")
+@pass_state
+def pki_services(state: _State, port: int | None) -> None:
+    """Serve the development PKI's OCSP responders, CRLs and TSA on 127.0.0.1 (development only)."""
+    from esign.signing.devservices import serve_forever, tsa_url
+
+    if state.settings.is_production:
+        raise click.UsageError("the development PKI services are not for production")
+    port = port or state.settings.pki.services_port
+    config = state.settings.pki.dev_dir / "certomancer.yml"
+    click.echo(f"development PKI services on http://127.0.0.1:{port}/ (TSA: {tsa_url(port)})")
+    serve_forever(config, port)
+
+
 @main.command("serve")
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)

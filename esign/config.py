@@ -76,8 +76,16 @@ class PkiSettings:
     dev_dir: Path = Path("keys/dev")
     #: environment variable holding the passphrase of the development PKCS#12 files
     softkey_passphrase_env: str = "ESIGN_SOFTKEY_PASSPHRASE"
-    #: timestamp authority; empty: signatures carry no timestamp
+    #: timestamp authority; empty: signatures carry no timestamp and no validation data
+    #: (PAdES B-B); set: every signature is B-LT and the issue step ends with a
+    #: document timestamp (B-LTA)
     tsa_url: str = ""
+    #: when a certificate's OCSP responder or CRL cannot be reached before signing or
+    #: while embedding validation data: "hard-fail" refuses (required in production),
+    #: "soft-fail" signs anyway (development). A revoked certificate is always refused.
+    revocation: str = "hard-fail"
+    #: port of the development PKI's OCSP, CRL and TSA services (``esign pki-services``)
+    services_port: int = 9780
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,16 @@ class SigningSettings:
     backends: tuple[str, ...] = ("softkey",)
     #: where the officer's browser finds esign-agent (the desktop token agent)
     agent_url: str = "http://127.0.0.1:9796"
+
+
+@dataclass(frozen=True)
+class CscSettings:
+    """A remote signing service speaking the CSC API (mobile certificates)."""
+
+    base_url: str = ""
+    client_id: str = ""
+    #: environment variable holding the client secret
+    client_secret_env: str = "ESIGN_CSC_CLIENT_SECRET"
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,7 @@ class Settings:
     pki: PkiSettings = field(default_factory=PkiSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
+    csc: CscSettings = field(default_factory=CscSettings)
     #: folder that relative paths were resolved against
     root: Path = Path(".")
 
@@ -281,11 +300,18 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [app] default_locale must be vi or en")
     if app.max_upload_mb < 1:
         raise ConfigError(f"{source}: [app] max_upload_mb must be at least 1")
+    if settings.pki.revocation not in ("hard-fail", "soft-fail"):
+        raise ConfigError(f"{source}: [pki] revocation must be hard-fail or soft-fail")
     if settings.signing.request_ttl_minutes < 1:
         raise ConfigError(f"{source}: [signing] request_ttl_minutes must be at least 1")
     if settings.is_production:
         if not settings.app.https:
             raise ConfigError(f"{source}: [app] https must be true in production (secure cookies)")
+        if settings.pki.revocation != "hard-fail":
+            raise ConfigError(
+                f"{source}: [pki] revocation must be hard-fail in production: an officer whose "
+                "certificate status cannot be checked must not sign"
+            )
         if "softkey" in settings.signing.backends or settings.signing.seal_backend == "softkey":
             raise ConfigError(
                 f"{source}: [signing] the softkey backend holds keys in files and is for development only"

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from esign.config import Settings
 from esign.errors import ConfigError
@@ -19,6 +20,10 @@ from esign.services.db import Database
 from esign.signing.backend import Backend
 from esign.workflow.calendar import WorkingCalendar, load_calendar
 from esign.workflow.definition import Registry, load_registry
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+    from pyhanko_certvalidator import ValidationContext
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ class Context:
     calendar: WorkingCalendar
     backends: dict[str, Backend] = field(default_factory=dict)
     clock: Callable[[], datetime] = utcnow
+    _trust_roots: tuple[Any, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, *, backends: dict[str, Backend] | None = None) -> Context:
@@ -54,6 +60,37 @@ class Context:
             return self.backends[name]
         except KeyError:
             raise ConfigError("The signing backend %(name)s is not configured on this server", name=name) from None
+
+    def trust_roots(self) -> tuple[Any, ...]:
+        """The certificates of ``[pki] trust_roots`` (read once)."""
+        if self._trust_roots is None:
+            from asn1crypto import pem, x509
+
+            roots = []
+            for path in self.settings.pki.trust_roots:
+                try:
+                    data = path.read_bytes()
+                except OSError as e:
+                    raise ConfigError("[pki] trust_roots: cannot read %(path)s", path=str(path)) from e
+                blocks = [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
+                roots += [x509.Certificate.load(der) for der in blocks]
+            self._trust_roots = tuple(roots)
+        return self._trust_roots
+
+    def timestamper(self) -> TimeStamper | None:
+        """The TSA of ``[pki] tsa_url``; None when signatures are not timestamped."""
+        url = self.settings.pki.tsa_url.strip()
+        if not url:
+            return None
+        from esign.signing import deferred
+
+        return deferred.timestamper(url)
+
+    def validation_context(self) -> ValidationContext:
+        """A fresh validation context for one operation: trust roots, fetching, ``[pki] revocation``."""
+        from esign.signing import deferred
+
+        return deferred.validation_context(self.trust_roots(), revocation=self.settings.pki.revocation)
 
     def close(self) -> None:
         self.db.dispose()
@@ -79,6 +116,13 @@ def make_backends(settings: Settings) -> dict[str, Backend]:
             conf = p11.softhsm_conf if os.path.isabs(p11.softhsm_conf) else str(settings.root / p11.softhsm_conf)
             os.environ.setdefault("SOFTHSM2_CONF", conf)
         backends["pkcs11"] = Pkcs11Backend(p11.module, p11.token_label, p11.pin_env, chain_pem=p11.chain_pem)
+    if "csc" in wanted:
+        from esign.signing.csc import CscBackend
+
+        csc = settings.csc
+        if not csc.base_url:
+            raise ConfigError("[csc] base_url is needed for the csc backend")
+        backends["csc"] = CscBackend(csc.base_url, csc.client_id or None, settings.secret(csc.client_secret_env))
     if "agent" in wanted:
         from esign.signing.external import ExternalBackend
 

@@ -259,8 +259,10 @@ def request_signature(
             location=document.unit.place,
         )
         bundle = bundle_of(certificate)
-        deferred.check_certificate(bundle, now)
-        prepared = deferred.prepare_signature(read_revision(ctx, head), spec, bundle)
+        # path and revocation (OCSP/CRL) before anything is prepared: a revoked certificate never signs
+        deferred.check_certificate(bundle, now, validation_context=ctx.validation_context())
+        prepared = deferred.prepare_signature(read_revision(ctx, head), spec, bundle,
+                                              timestamp=ctx.timestamper() is not None)
         prepared_sha = blobs.store(session, ctx.blobs, prepared.prepared_pdf)
         request = SignatureRequest(
             id=str(uuid.uuid4()),
@@ -314,7 +316,13 @@ def _finish(session: Session, ctx: Context, request: SignatureRequest, value: by
     certificate = session.get(Certificate, request.certificate_id)
     prepared = deferred.Prepared.from_json(request.prepared_json)
     prepared = dataclasses.replace(prepared, prepared_pdf=ctx.blobs.read(request.prepared_sha256))
-    signed = deferred.finish_signature(prepared, value, bundle_of(certificate))
+    # with a TSA: signature timestamp and validation data (B-LT); the DSS update is a second PDF
+    # revision inside the same stored revision. A request prepared without room gets neither.
+    timestamper = ctx.timestamper() if prepared.timestamp else None
+    signed = deferred.finish_signature(
+        prepared, value, bundle_of(certificate), timestamper=timestamper,
+        validation_context=ctx.validation_context() if timestamper else None,
+    )
     revision = append_revision(session, ctx, version, signed, kind="signature", actor=actor,
                                field=request.field, certificate_id=certificate.id)
     args = json.loads(request.args_json)
@@ -334,6 +342,12 @@ def _finish(session: Session, ctx: Context, request: SignatureRequest, value: by
             sequence.last = max(sequence.last, n)
     advance_after_signature(session, ctx, document, step, transition, actor, revision,
                             comment=args.get("comment", ""), advisers=args.get("advisers", ()))
+    if transition.target == "issued" and timestamper is not None:
+        # PAdES B-LTA: the issued document ends with a document timestamp, in the same transaction
+        stamped = deferred.add_document_timestamp(signed, timestamper, ctx.validation_context())
+        stamp = append_revision(session, ctx, version, stamped, kind="timestamp", actor=actor)
+        audit.record(session, "document.timestamped", actor=actor, document=document, revision=stamp.index,
+                     sha256=stamp.sha256)
     request.status, request.completed_at, request.result_revision_id = "completed", ctx.now(), revision.id
     audit.record(session, "signature.completed", actor=actor, document=document, request=request.id,
                  revision=revision.index, sha256=revision.sha256)
