@@ -63,6 +63,20 @@ def test_the_draft_step_falls_due_after_tet_in_working_days(memo) -> None:  # ty
     assert step.due_at == at("2026-02-23 10:00")
 
 
+@pytest.mark.parametrize(("assigned", "due"), [
+    ("2026-03-06 10:00", "2026-03-10 10:00"),  # Friday: the weekend does not count
+    ("2026-02-12 10:00", "2026-02-23 10:00"),  # Thursday before Tết: nine days off
+    ("2026-02-14 09:00", "2026-02-24 17:00"),  # assigned during Tết: whole days from Monday 23/2
+    ("2025-12-31 15:00", "2026-01-05 15:00"),  # New Year's Day, then a weekend
+    ("2026-04-24 16:00", "2026-04-29 16:00"),  # before Giỗ Tổ (Mon 27/4 assumed) and 30/4
+])
+def test_open_step_counts_working_days_with_frozen_time(ward: Context, assigned: str, due: str) -> None:
+    ward.clock = lambda: at(assigned)
+    _, step_id = open_memo(ward)
+    with ward.db.session() as session:
+        assert session.get(StepRecord, step_id).due_at == at(due)
+
+
 def test_no_reminder_while_more_than_half_a_day_is_left(ward: Context, memo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ward.clock = lambda: at("2026-02-13 10:00")  # 5 h on Friday + 2,5 h on Monday 23/2 left
     run = reminders.send_reminders(ward, settings=settings(tmp_path))
