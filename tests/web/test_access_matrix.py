@@ -20,7 +20,8 @@ from esign.services.demo import DEMO_PASSWORD, EXAMPLE_MEMO
 
 from .conftest import csrf_token, login
 
-PUBLIC = {"auth.login", "auth.set_language", "auth.logout", "public.verify", "static"}
+PUBLIC = {"auth.login", "auth.set_language", "auth.logout", "public.verify", "public.check_copy",
+          "static"}
 ADMIN_PREFIX = "admin."
 
 
