@@ -78,6 +78,8 @@ class CertificateRow:
     not_after: datetime
     #: the subject's common name: the person, as a choice list shows it
     name: str
+    #: sha256 of the certificate (hex): what a device in the officer's hands must hold
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOv
             ))
         offered = list(ctx.settings.signing.backends)
         certificates = [
-            CertificateRow(c.id, c.device, c.backend, c.subject, c.not_after, common_name(c.der, "subject"))
+            CertificateRow(c.id, c.device, c.backend, c.subject, c.not_after, common_name(c.der, "subject"),
+                           c.fingerprint)
             for c in session.scalars(select(Certificate).where(Certificate.user_id == actor.id, Certificate.active)
                                      .order_by(Certificate.id))
             if c.backend in offered and c.not_before <= now <= c.not_after
@@ -329,6 +332,8 @@ class PublicRecord:
     head_sha256: str
     head_index: int
     signers: list[PublicSigner]
+    #: for the server's own use (verifying the document); the page shows the code, not the id
+    document_id: int = 0
 
 
 def public_record(ctx: Context, public_code: str) -> PublicRecord:
@@ -356,6 +361,7 @@ def public_record(ctx: Context, public_code: str) -> PublicRecord:
             head_sha256=head.sha256,
             head_index=head.index,
             signers=signers,
+            document_id=document.id,
         )
 
 

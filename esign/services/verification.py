@@ -9,7 +9,9 @@ not match the stored revisions, lower the verdict.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -80,6 +82,41 @@ def verify_document(ctx: Context, document_id: int, *, data: bytes | None = None
     if data is not None:
         return verify_isolated(data, trust_store(ctx), expected=expected)
     return verify_pdf(stored, trust_store(ctx), expected=expected)
+
+
+#: reports of stored documents kept per context, keyed by the head revision's sha256
+_CACHED_REPORTS = 256
+
+
+def verify_document_cached(ctx: Context, document_id: int) -> Report:
+    """``verify_document`` for a page many people open (the QR page): one verification per head revision.
+
+    A revision's bytes never change, and neither do the database's records of it
+    once it is the head; a new signature makes a new head and a new key.
+    """
+    with ctx.db.session() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound("This document does not exist")
+        head = head_revision(session, current_version(session, document)).sha256
+    cache: OrderedDict[tuple[int, str], Report] | None = getattr(ctx, "_report_cache", None)
+    lock: threading.Lock | None = getattr(ctx, "_report_lock", None)
+    if cache is None or lock is None:
+        cache, lock = OrderedDict(), threading.Lock()
+        ctx._report_cache, ctx._report_lock = cache, lock  # type: ignore[attr-defined]
+    key = (document_id, head)
+    with lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    report = verify_document(ctx, document_id)
+    if report.file_sha256 != head:
+        return report  # signed meanwhile: the next visit caches the new head
+    with lock:
+        cache[key] = report
+        while len(cache) > _CACHED_REPORTS:
+            cache.popitem(last=False)
+    return report
 
 
 def verify_upload(ctx: Context, data: bytes) -> Report:
