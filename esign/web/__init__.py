@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     from flask_wtf.csrf import CSRFProtect
 
     from esign.config import load_settings
-    from esign.web import admin, api, auth, documents, errors, helpers, i18n, inbox, public
+    from esign.web import admin, api, auth, documents, errors, helpers, i18n, inbox, public, verify
 
     if settings is None:
         settings = ctx.settings if ctx is not None else load_settings()
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     helpers.init_app(app)
     errors.init_app(app)
 
-    for module in (auth, inbox, documents, api, admin, public):
+    for module in (auth, inbox, documents, api, admin, public, verify):
         app.register_blueprint(module.bp)
     from esign.web import reports  # the unit report, escalation and notifications
     app.register_blueprint(reports.bp)

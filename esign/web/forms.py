@@ -151,3 +151,15 @@ class UploadCertificateForm(FlaskForm):
         validators=[DataRequired(REQUIRED), Length(max=200)],
         description=_l("The label the officer's token or signing service uses for this key."),
     )
+
+
+class VerifyForm(FlaskForm):
+    """The auditor's upload: any PDF, checked against the configured trusted roots."""
+
+    file = FileField(_l("PDF file to check"), validators=[FileRequired(_l("Choose a PDF file."))])
+
+
+class CheckCopyForm(FlaskForm):
+    """A copy of one document, checked against what esign recorded for it (the QR page)."""
+
+    file = FileField(_l("Your copy (PDF)"), validators=[FileRequired(_l("Choose a PDF file."))])
