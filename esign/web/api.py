@@ -14,10 +14,11 @@ from flask import Blueprint, jsonify, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from esign.services import overview, signing
+from esign.errors import CertificateRefused
+from esign.services import access, overview, signing, verification
 from esign.services.signing import SigningOutcome
 from esign.web.errors import error_response
-from esign.web.helpers import esign_ctx, me
+from esign.web.helpers import db, esign_ctx, me, unreachable_certificate
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -38,12 +39,8 @@ def outcome_json(outcome: SigningOutcome) -> dict[str, Any]:
 
 def _certificate_for_device(document_id: int, device: str) -> int | None:
     """The officer's certificate on ``device`` ("token", "mobile") that the server cannot reach, if any."""
-    ov = overview.document_overview(esign_ctx(), me(), document_id)
-    reachable = esign_ctx().backends
-    for certificate in ov.certificates:
-        if certificate.device == device and not hasattr(reachable.get(certificate.backend), "available_credentials"):
-            return certificate.id
-    return None
+    found = unreachable_certificate(overview.document_overview(esign_ctx(), me(), document_id).certificates, device)
+    return found.id if found is not None else None
 
 
 @bp.post("/documents/<int:document_id>/signature-requests")
@@ -63,8 +60,12 @@ def create_request(document_id: int) -> Any:
         certificate_id = int(certificate_id) if certificate_id not in (None, "") else None
     except (TypeError, ValueError):
         return error_response(400, "bad_request", _("certificate_id is a number."))
-    if certificate_id is None and isinstance(body.get("device"), str):
+    if isinstance(body.get("device"), str):
+        # "device" names what signs (the token in the officer's hands); the sign form's
+        # certificate choice that token.js sends along may be another device's
         certificate_id = _certificate_for_device(document_id, body["device"])
+        if certificate_id is None:
+            raise CertificateRefused("You have no certificate registered on this device; ask the administrator")
     advisers = body.get("advisers") or []
     if isinstance(advisers, str):
         advisers = [advisers]
@@ -111,3 +112,28 @@ def cancel(request_id: str) -> Any:
     ctx = esign_ctx()
     signing.cancel_signature(ctx, me(), request_id)
     return jsonify(outcome_json(signing.get_request(ctx, me(), request_id)))
+
+
+@bp.post("/verify")
+@login_required
+def verify() -> Any:
+    """Verify a PDF: a multipart ``file`` or a raw ``application/pdf`` body. Answers ``Report.to_dict()``."""
+    upload = request.files.get("file")
+    if upload is not None:
+        data = upload.read()
+    elif request.mimetype == "application/pdf":
+        data = request.get_data(cache=False)
+    else:
+        return error_response(400, "bad_request",
+                              _("Send the PDF as a multipart field named file, or as an application/pdf body."))
+    if not data:
+        return error_response(400, "bad_request", _("The file is empty."))
+    return jsonify(verification.verify_upload(esign_ctx(), data).to_dict())
+
+
+@bp.get("/documents/<int:document_id>/verification")
+@login_required
+def document_verification(document_id: int) -> Any:
+    """The verification of a stored document's current revision, with the workflow check."""
+    access.get_visible(db(), me(), document_id)  # a document one may not see does not exist
+    return jsonify(verification.verify_document(esign_ctx(), document_id).to_dict())
