@@ -26,7 +26,15 @@ from esign.services import access, documents, overview, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
 from esign.web.forms import ActionForm, ComposeForm, SignForm, UploadForm
-from esign.web.helpers import DATE, db, esign_ctx, me, translate_error, web_settings
+from esign.web.helpers import (
+    DATE,
+    db,
+    esign_ctx,
+    me,
+    translate_error,
+    unreachable_certificate,
+    web_settings,
+)
 from esign.web.helpers import label_of as label
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -118,6 +126,11 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
     sign_form = sign_form or _sign_form(ov)
     if sign_form.idempotency_key.data is None or failed_action is not None:
         sign_form.idempotency_key.data = secrets.token_urlsafe(16)
+    token_certificate = unreachable_certificate(ov.certificates, "token")
+    if token_certificate is not None:
+        # the token signs through its own button; the choice list is for the other devices
+        sign_form.certificate_id.choices = [c for c in sign_form.certificate_id.choices
+                                            if c[0] != token_certificate.id]
     number = None
     if any(a.numbers for a in ov.actions):
         number = signing.suggested_number(ctx, document_id)
@@ -133,6 +146,7 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
         error=error,
         suggested_number=number,
         verify_url=f"{web_settings().app.base_url.rstrip('/')}/v/{ov.public_code}",
+        token_certificate=token_certificate,
     ), status
 
 

@@ -32,6 +32,20 @@ CSP = (
 )
 
 
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of ``url``, or "" if it is not an http(s) address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The page policy; scripts may also reach the desktop agent (token.js), nothing else."""
+    agent = origin_of(settings.signing.agent_url)
+    return f"{CSP}; connect-src 'self'{' ' + agent if agent else ''}"
+
+
 def esign_ctx() -> Context:
     return current_app.extensions["esign"]
 
@@ -96,6 +110,17 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def unreachable_certificate(certificates: Any, device: str) -> Any:
+    """The officer's certificate on ``device`` that the server cannot reach (it signs in the officer's
+    hands: the desktop agent's token), or None. ``certificates`` are an overview's rows."""
+    reachable = esign_ctx().backends
+    for certificate in certificates:
+        if certificate.device == device and not hasattr(reachable.get(certificate.backend),
+                                                        "available_credentials"):
+            return certificate
+    return None
+
+
 def _dt(value: datetime | None, fmt: str = DATE_TIME) -> str:
     return format_datetime(value, fmt) if value else ""
 
@@ -109,7 +134,7 @@ def label_of(names: dict[str, str] | None, fallback: str = "") -> str:
 
 def _security_headers(response: Any) -> Any:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Content-Security-Policy", content_security_policy(web_settings()))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
@@ -139,4 +164,4 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"current_lang": lang()}
+        return {"current_lang": lang(), "agent_url": web_settings().signing.agent_url.rstrip("/")}
