@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from esign.services.demo import DEMO_PASSWORD, EXAMPLE_MEMO
+from esign.services.demo import DEMO_PASSWORD, EXAMPLE_MEMO, load_people
+from tests.conftest import DEMO_PEOPLE
 
 pytestmark = pytest.mark.browser
 
@@ -198,7 +199,7 @@ def test_admin_pages_in_chromium(server: str, browser, shots: Path) -> None:  # 
         try:
             log_in(page, server, "admin")
             page.goto(f"{server}/admin/")
-            expect(page.locator("table.list tbody tr")).to_have_count(7)
+            expect(page.locator("table.list tbody tr")).to_have_count(len(load_people(DEMO_PEOPLE)))
             assert no_sideways_scroll(page)
             page.screenshot(path=shots / f"{size}-admin-users.png", full_page=True)
             page.click("text=Nguyễn Văn An")
