@@ -105,6 +105,33 @@ def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 1) -> tuple[float,
     return statistics.median(times), times
 
 
+_WORKER = None
+
+
+def in_worker_thread(fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` in a long-lived worker thread, as the web server (waitress) does.
+
+    On the main thread, Python 3.11's ``asyncio.run`` formats a ValueError
+    with the repr of its SIGINT handler, which holds the finished task, whose
+    repr holds its result: for esign's coroutines that is the whole PDF
+    (``reprlib`` falls back to ``repr()`` of the bytes). Worker threads do
+    not install the handler; the main-thread figure is reported separately.
+    """
+    global _WORKER
+    if _WORKER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-worker")
+    return _WORKER.submit(fn).result()
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of non-empty ``values``."""
     ordered = sorted(values)

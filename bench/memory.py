@@ -7,7 +7,9 @@ then signs the chair's approval on the ~10 MB scan the drafter certified, and
 reports the process's peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``).
 
 - ``esign-deferred``: what ``esign.signing.deferred`` does today: the
-  revision as bytes, prepare (BytesIO), the device signs, finish (BytesIO);
+  revision as bytes, prepare (BytesIO), the device signs, finish (BytesIO),
+  in a worker thread as in the web server; ``esign-deferred-main``: the same
+  on the main thread, as the CLI runs it (see ``common.in_worker_thread``);
 - ``esign-service``: the whole service step, ``request_signature`` on a
   SQLite database with the blob store (reads the head, stores the prepared
   PDF, reads it back, finishes, checks the prefix, stores the revision); its
@@ -31,13 +33,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import inputs
-from bench.common import OUT, PkiServices, Row, dev_pki, emit, passphrase, script_args
+from bench.common import (
+    OUT,
+    PkiServices,
+    Row,
+    dev_pki,
+    emit,
+    in_worker_thread,
+    passphrase,
+    script_args,
+)
 
 KIND = "scan10"
 CREDENTIAL = "nguyenthiquynhtrieu-token"
 TARGET = 1.2
 WORK = OUT / "memory"
-CASES = ("esign-deferred", "esign-service", "pyhanko-bytesio", "pyhanko-inplace")
+CASES = ("esign-deferred", "esign-deferred-main", "esign-service", "pyhanko-bytesio", "pyhanko-inplace")
 
 
 def _hwm_kib() -> int:
@@ -74,10 +85,13 @@ def _warm_up() -> None:
     _esign_sign(inputs.revision("p1", 2, 1))
 
 
-def _case_esign_deferred(src: Path, dst: Path) -> int:
-    _warm_up()
+def _case_esign_deferred(src: Path, dst: Path, main_thread: bool = False) -> int:
+    """In a worker thread as in the web server, or on the main thread as the CLI runs it."""
+    call = (lambda fn: fn()) if main_thread else in_worker_thread
+    call(_warm_up)
     baseline = _hwm_kib()
-    dst.write_bytes(_esign_sign(src.read_bytes()))
+    data = src.read_bytes()
+    dst.write_bytes(call(lambda: _esign_sign(data)))
     return baseline
 
 
@@ -189,9 +203,10 @@ def _case_esign_service(folder: Path) -> int:
     with ctx.db.session() as s:
         chair = s.scalar(select(User).where(User.username == "nguyenthiquynhtrieu"))
     ctx.backends["softkey"].certificate(CREDENTIAL)  # the key, before the baseline
-    _warm_up()
+    in_worker_thread(_warm_up)
     baseline = _hwm_kib()
-    outcome = signing.request_signature(ctx, chair, doc, "approve")
+    # in a worker thread, as in the web server
+    outcome = in_worker_thread(lambda: signing.request_signature(ctx, chair, doc, "approve"))
     assert outcome.status == "completed", outcome
     return baseline
 
@@ -206,7 +221,7 @@ def _case_trace(src: Path, dst: Path) -> dict[str, float]:
     _warm_up()
     step = inputs.step_for("chair", inputs.at(3))
     bundle = inputs.backend().certificate(CREDENTIAL)
-    tracemalloc.start()
+    tracemalloc.start()  # on the main thread, like the esign-deferred-main case
     data = src.read_bytes()
     tracemalloc.reset_peak()
     prepared = deferred.prepare_signature(data, step.spec, bundle)  # type: ignore[arg-type]
@@ -225,6 +240,8 @@ def child(case: str, src: Path, dst: Path) -> dict[str, int]:
         return _case_trace(src, dst)  # type: ignore[return-value]
     if case == "esign-deferred":
         baseline = _case_esign_deferred(src, dst)
+    elif case == "esign-deferred-main":
+        baseline = _case_esign_deferred(src, dst, main_thread=True)
     elif case == "esign-service":
         baseline = _case_esign_service(dst)
     elif case == "pyhanko-bytesio":
@@ -278,6 +295,7 @@ def _run(src: Path, repeats: int) -> list[Row]:
     for case, ref, ref_name in (
         ("esign-deferred", "pyhanko-bytesio", "sign_pdf, BytesIO"),
         ("esign-deferred", "pyhanko-inplace", "sign_pdf, in place"),
+        ("esign-deferred-main", "pyhanko-bytesio", "sign_pdf, BytesIO"),
         ("esign-service", "pyhanko-bytesio", "sign_pdf, BytesIO"),
         ("esign-service", "pyhanko-inplace", "sign_pdf, in place"),
     ):
@@ -286,7 +304,7 @@ def _run(src: Path, repeats: int) -> list[Row]:
             "memory", f"{size:.1f} MiB scan: peak RSS, {case}", "MiB", peak, ref_peak, reference_name=ref_name,
             target=f"≤ {TARGET}×", met=peak <= TARGET * ref_peak, extra={"repeats": len(results[case])},
         ))
-    for case in ("esign-deferred", "esign-service"):
+    for case in ("esign-deferred", "esign-deferred-main", "esign-service"):
         added = mib(case, "peak_kib") - mib(case, "baseline_kib")
         ref_added = mib("pyhanko-bytesio", "peak_kib") - mib("pyhanko-bytesio", "baseline_kib")
         in_place = mib("pyhanko-inplace", "peak_kib") - mib("pyhanko-inplace", "baseline_kib")

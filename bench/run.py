@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, ROOT, Row, machine, table
+from bench.common import OUT, ROOT, Row, load_average, machine, table
 
 BENCHMARKS = ("signing", "memory", "verify", "web")
 TIME_CAP_S = 900
@@ -73,12 +73,16 @@ def main() -> None:
     rows: list[Row] = []
     notes: list[str] = []
     timings = {}
+    loads: dict[str, str] = {}
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
         if name not in BENCHMARKS:
             parser.error(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-        print(f"running bench/{name}.py ...", flush=True)
+        before = load_average()
+        print(f"running bench/{name}.py (load average {before}) ...", flush=True)
         got, seconds, error = run_one(name, args.quick)
         timings[name] = round(seconds, 1)
+        loads[name] = f"{before} → {load_average()}"
+        notes.append(f"- {name}: {seconds:.0f} s, load average (1/5/15 min) {loads[name]}")
         if error:
             notes.append(f"- {name}: FAILED after {seconds:.0f} s: {error.strip().splitlines()[-1]}")
             print(f"  FAILED after {seconds:.0f} s:\n{error}", file=sys.stderr)
@@ -95,11 +99,14 @@ def main() -> None:
     print(table(rows))
     for line in notes:
         print(line)
+    if any(float(v.split()[0]) > (info["nproc"] or 1) for v in loads.values()):
+        print("WARNING: the machine was busy with other work (load average above the CPU count): "
+              "absolute times, parallel scaling and web latency are inflated; the interleaved ratios less so")
     met = sum(1 for r in rows if r.met is True)
     missed = [r for r in rows if r.met is False]
     print(f"\ntargets: {met} met, {len(missed)} missed")
     (OUT / "latest.json").write_text(json.dumps(
-        {"machine": info, "seconds": timings, "quick": args.quick,
+        {"machine": info, "seconds": timings, "load_average": loads, "quick": args.quick,
          "rows": [r.__dict__ for r in rows], "notes": notes}, indent=2, ensure_ascii=False, default=str))
     (OUT / "latest.md").write_text(markdown(info, rows, notes))
     print("written: bench/out/latest.json, bench/out/latest.md")

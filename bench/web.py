@@ -380,7 +380,7 @@ def run(quick: bool = False) -> list[Row]:
     n_documents = 10_000
     users = 50
     total = 600 if quick else 2000
-    seconds = 45 if quick else 90
+    seconds = 30 if quick else 60
     n_approvals = 6 if quick else 16
     from esign.services.context import Context
     from esign.services.migrate import upgrade
