@@ -167,12 +167,12 @@ def run(quick: bool = False) -> list[Row]:
 
 
 def main() -> None:
-    args = script_args(__doc__.splitlines()[0])
     if "--profile" in sys.argv:
         # cProfile sees the thread it runs in: profile on the main thread, 20 pages and the scan
         print(profile("p20"))
         print(profile("scan10", runs=3))
         return
+    args = script_args(__doc__.splitlines()[0])
     emit(run(args.quick), args)
 
 
