@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import io
-import subprocess
-import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -150,80 +147,10 @@ def sign_step(softkey):  # type: ignore[no-untyped-def]
     return step
 
 
-class PdfChecks:
-    """pyHanko validation against the development root, and poppler's pdfsig."""
-
-    def __init__(self, root_cert, workdir: Path) -> None:  # type: ignore[no-untyped-def]
-        self.root_cert = root_cert
-        self.workdir = workdir
-        self._nss: Path | None = None
-
-    def pyhanko(self, data: bytes) -> list:  # type: ignore[type-arg]
-        from pyhanko.pdf_utils.reader import PdfFileReader
-        from pyhanko.sign.validation import validate_pdf_signature
-        from pyhanko_certvalidator import ValidationContext
-        from pyhanko_certvalidator.registry import SimpleTrustManager
-
-        reader = PdfFileReader(io.BytesIO(data))
-        out = []
-        for embedded in reader.embedded_regular_signatures:
-            vc = ValidationContext(
-                trust_manager=SimpleTrustManager.build(trust_roots=[self.root_cert]),
-                allow_fetching=False,
-                revocation_mode="soft-fail",
-            )
-            out.append(validate_pdf_signature(embedded, vc))
-        return out
-
-    def nssdb(self) -> Path:
-        if self._nss is None:
-            nss = self.workdir / "nssdb"
-            nss.mkdir(exist_ok=True)
-            pem = self.workdir / "root.pem"
-            from asn1crypto import pem as asn1_pem
-
-            pem.write_bytes(asn1_pem.armor("CERTIFICATE", self.root_cert.dump()))
-            subprocess.run(
-                ["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"],
-                check=True,
-                capture_output=True,
-            )
-            subprocess.run(
-                [
-                    "certutil",
-                    "-A",
-                    "-d",
-                    f"sql:{nss}",
-                    "-n",
-                    "esign-dev-root",
-                    "-t",
-                    "CT,C,C",
-                    "-i",
-                    str(pem),
-                ],
-                check=True,
-                capture_output=True,
-            )
-            self._nss = nss
-        return self._nss
-
-    def pdfsig(self, data: bytes) -> str:
-        path = self.workdir / f"check-{uuid.uuid4().hex[:8]}.pdf"
-        path.write_bytes(data)
-        # pdfsig exits non-zero when a field is unsigned (adviser_3): read the report, not the code
-        result = subprocess.run(
-            ["pdfsig", "-nssdir", f"sql:{self.nssdb()}", "-no-ocsp", str(path)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return result.stdout + result.stderr
-
-
 @pytest.fixture(scope="session")
-def checks(root_cert, tmp_path_factory: pytest.TempPathFactory) -> PdfChecks:  # type: ignore[no-untyped-def]
-    return PdfChecks(root_cert, tmp_path_factory.mktemp("checks"))
+def checks(pdf_checks):  # type: ignore[no-untyped-def]
+    """pyHanko validation against the development root, and poppler's pdfsig (tests/conftest.py)."""
+    return pdf_checks
 
 
 StepFn = Callable[[bytes, str, object], bytes]
