@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,6 +74,9 @@ from esign.signing import deferred
 from esign.signing.backend import Pending, Signed, SignRequest
 from esign.workflow import engine
 from esign.workflow.definition import Transition
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
 
 log = logging.getLogger(__name__)
 
@@ -323,13 +327,47 @@ def _finish(session: Session, ctx: Context, request: SignatureRequest, value: by
         prepared, value, bundle_of(certificate), timestamper=timestamper,
         validation_context=ctx.validation_context() if timestamper else None,
     )
-    revision = append_revision(session, ctx, version, signed, kind="signature", actor=actor,
-                               field=request.field, certificate_id=certificate.id)
     args = json.loads(request.args_json)
     instance = document.workflow
-    transition = engine.fire(definition_of(ctx, instance), instance.state, request.action,
-                             effective_roles(actor, step, definition_of(ctx, instance)))
-    fill = args.get("fill") or {}
+    definition = definition_of(ctx, instance)
+    transition = engine.fire(definition, instance.state, request.action, effective_roles(actor, step, definition))
+    revision = commit_signed_revision(
+        session, ctx, document, version, step, transition, actor, signed, kind="signature",
+        field=request.field, certificate=certificate, comment=args.get("comment", ""),
+        advisers=args.get("advisers", ()), fill=args.get("fill") or {}, timestamper=timestamper,
+    )
+    request.status, request.completed_at, request.result_revision_id = "completed", ctx.now(), revision.id
+    audit.record(session, "signature.completed", actor=actor, document=document, request=request.id,
+                 revision=revision.index, sha256=revision.sha256)
+    return revision
+
+
+def commit_signed_revision(
+    session: Session,
+    ctx: Context,
+    document: Document,
+    version: DocumentVersion,
+    step: StepRecord,
+    transition: Transition,
+    actor: User,
+    signed: bytes,
+    *,
+    kind: str,
+    field: str,
+    certificate: Certificate,
+    comment: str = "",
+    advisers: Sequence[str] = (),
+    fill: dict[str, str] | None = None,
+    timestamper: TimeStamper | None = None,
+) -> Revision:
+    """Store ``signed`` as the next revision and move the step as its signature does.
+
+    The caller holds the document lock and has checked the signature; every
+    signed step, whoever embedded it, goes through here.
+    """
+    revision = append_revision(session, ctx, version, signed, kind=kind, actor=actor, field=field,
+                               certificate_id=certificate.id)
+    fill = fill or {}
     if "number" in fill:
         document.number = fill["number"]
         document.issued_on = local_now(ctx).date()
@@ -341,16 +379,13 @@ def _finish(session: Session, ctx: Context, request: SignatureRequest, value: by
         else:
             sequence.last = max(sequence.last, n)
     advance_after_signature(session, ctx, document, step, transition, actor, revision,
-                            comment=args.get("comment", ""), advisers=args.get("advisers", ()))
+                            comment=comment, advisers=advisers)
     if transition.target == "issued" and timestamper is not None:
         # PAdES B-LTA: the issued document ends with a document timestamp, in the same transaction
         stamped = deferred.add_document_timestamp(signed, timestamper, ctx.validation_context())
         stamp = append_revision(session, ctx, version, stamped, kind="timestamp", actor=actor)
         audit.record(session, "document.timestamped", actor=actor, document=document, revision=stamp.index,
                      sha256=stamp.sha256)
-    request.status, request.completed_at, request.result_revision_id = "completed", ctx.now(), revision.id
-    audit.record(session, "signature.completed", actor=actor, document=document, request=request.id,
-                 revision=revision.index, sha256=revision.sha256)
     return revision
 
 
