@@ -142,6 +142,12 @@ class SignatureValueInvalid(SigningError):
     code = "signature_invalid"
 
 
+class UploadRefused(SigningError):
+    """A PDF signed by a whole-document plugin does not add exactly the expected signature."""
+
+    code = "upload_refused"
+
+
 class RequestExpired(SigningError):
     status = 410
     code = "request_expired"

@@ -35,6 +35,8 @@ from esign.workflow.definition import Definition
 
 DOC_TYPES = {"TTr": "TỜ TRÌNH", "BC": "BÁO CÁO", "QĐ": "QUYẾT ĐỊNH", "CV": "CÔNG VĂN", "TB": "THÔNG BÁO"}
 MAX_TITLE = 300
+#: revisions that add an officer's signature: made through esign, or uploaded from a plugin
+SIGNATURE_KINDS = frozenset({"signature", "upload"})
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,13 @@ from esign.models import (
 )
 from esign.services.access import get_visible
 from esign.services.context import Context
-from esign.services.documents import current_version, head_revision
+from esign.services.documents import SIGNATURE_KINDS, current_version, head_revision
 from esign.services.routing import definition_of, effective_roles, open_steps, step_of, unit_members
 from esign.workflow import engine
 
 #: audit events the timeline leaves out: each has a step.* twin that says it better
-QUIET_EVENTS = frozenset({"signature.requested", "signature.completed"})
+#: the step.* event of the same signature is the one shown
+QUIET_EVENTS = frozenset({"signature.requested", "signature.completed", "signature.uploaded"})
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def public_record(ctx: Context, public_code: str) -> PublicRecord:
         head = head_revision(session, version)
         signers = [
             PublicSigner(row.signer, row.signer_title, row.at, row.subject, row.device == "seal")
-            for row in _signatures(session, version) if row.kind == "signature"
+            for row in _signatures(session, version) if row.kind in SIGNATURE_KINDS
         ]
         return PublicRecord(
             public_code=document.public_code,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from esign.errors import NotFound
 from esign.models import Certificate, Document, Revision, StepRecord
 from esign.services.context import Context
-from esign.services.documents import current_version, head_revision
+from esign.services.documents import SIGNATURE_KINDS, current_version, head_revision
 from esign.verify import (
     Expectation,
     ExpectedSignature,
@@ -56,7 +56,7 @@ def expectation_for(session: Session, ctx: Context, document: Document) -> Expec
         StepRecord.version_id == version.id, StepRecord.revision_id.is_not(None)))}
     expected = []
     for revision in revisions:
-        if revision.kind != "signature" or revision.certificate_id is None:
+        if revision.kind not in SIGNATURE_KINDS or revision.certificate_id is None:
             continue
         certificate = session.get(Certificate, revision.certificate_id)
         step = steps.get(revision.id)
