@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from esign.errors import CertificateRefused, EsignError, InvalidPdf, UploadRefused
 from esign.models import AuditEvent, Revision
-from esign.services import plugin_upload, signing
+from esign.services import plugin_upload, signing, verification
 from esign.services.blobs import sha256_hex
 from esign.services.context import Context
+from esign.verify.report import Verdict
 
 from .test_chain import person, revisions_of, state_of, submit
 
@@ -80,6 +81,9 @@ def test_a_correct_plugin_signature_is_accepted_and_advances_the_step(demo: Cont
     for status in pdf_checks.pyhanko(signed):
         assert status.intact and status.valid and status.trusted, status.pretty_print_details()
         assert status.docmdp_ok is not False
+    # esign's own verifier expects the uploaded signature like any other
+    report = verification.verify_document(ctx, document_id)
+    assert report.verdict == Verdict.VALID, report.reasons
     # uploading the same file again (a double click) is the same signature, not a second one
     again = plugin_upload.accept_signed_upload(ctx, adviser, document_id, "advise", signed)
     assert again.revision_index == 2 and again.message == "Already completed"
