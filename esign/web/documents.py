@@ -22,10 +22,10 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from esign.errors import EsignError
-from esign.services import access, documents, overview, routing, signing
+from esign.services import access, documents, overview, plugin_upload, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
-from esign.web.forms import ActionForm, ComposeForm, SignForm, UploadForm
+from esign.web.forms import ActionForm, ComposeForm, PluginUploadForm, SignForm, UploadForm
 from esign.web.helpers import (
     DATE,
     db,
@@ -222,6 +222,34 @@ def sign(document_id: int) -> Any:
         flash(_("Signed: %(action)s.", action=label(offer.label, action)), "success")
     else:
         flash(_("The signature was prepared and is waiting for your signing device."), "info")
+    return redirect(url_for("documents.show", document_id=document_id))
+
+
+@bp.post("/<int:document_id>/signed-upload")
+@login_required
+def signed_upload(document_id: int) -> Any:
+    """A PDF signed by the officer's whole-document plugin, as the signature of a signed action."""
+    ctx = esign_ctx()
+    ov = overview.document_overview(ctx, me(), document_id)
+    form = PluginUploadForm()
+    action = form.action.data or ""
+    offer = next((a for a in ov.actions if a.action == action and a.signed and not a.seal and not a.numbers),
+                 None)
+    if offer is None:
+        abort(403)
+    if not form.validate():
+        return _render_show(document_id, failed_action=action, status=400,
+                            error=_("Check the form: some fields are not valid."))
+    try:
+        plugin_upload.accept_signed_upload(
+            ctx, me(), document_id, action, form.file.data.read(),
+            comment=form.comment.data or "",
+            advisers=(form.advisers.data or ()) if action == "submit" else (),
+            idempotency_key=form.idempotency_key.data or None,
+        )
+    except EsignError as e:
+        return _render_show(document_id, failed_action=action, error=translate_error(e), status=e.status)
+    flash(_("Signed with your plugin: %(action)s.", action=label(offer.label, action)), "success")
     return redirect(url_for("documents.show", document_id=document_id))
 
 

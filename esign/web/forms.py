@@ -82,6 +82,16 @@ class SignForm(FlaskForm):
     )
 
 
+class PluginUploadForm(FlaskForm):
+    """A PDF the officer signed with a whole-document signing plugin, for one signed action."""
+
+    action = HiddenField()
+    idempotency_key = HiddenField()
+    file = FileField(_l("PDF signed with the plugin"), validators=[FileRequired(_l("Choose a PDF file."))])
+    advisers = MultiCheckboxField(_l("Advisers"), choices=[], validate_choice=False)
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=4000)])
+
+
 class ActionForm(FlaskForm):
     """Return, reject, reassign: actions that move a document without a signature."""
 
