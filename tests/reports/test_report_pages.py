@@ -7,8 +7,6 @@ import io
 import os
 import re
 import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,24 +166,12 @@ def test_notifications_page_lists_reminders_and_marks_them_read(app: Flask, worl
 # --- Chromium ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="esign-report-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
+from tests.web.test_browser import server  # noqa: F401 - the shared live-server fixture
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_report_page_and_charts_in_chromium(server: str, size: str, tmp_path: Path) -> None:
+def test_report_page_and_charts_in_chromium(server: str, size: str, tmp_path: Path) -> None:  # noqa: F811
     from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS
 
     if not Path(CHROMIUM).exists():
