@@ -54,6 +54,13 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(8), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: raised when the officer logs out or the password changes: older sessions end
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: the TOTP secret of the authenticator app, encrypted with a key derived from the
+    #: app's secret key; empty: no TOTP
+    totp_secret: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: the last TOTP time step accepted: a code is never accepted twice
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     unit: Mapped[Unit] = relationship(back_populates="users")
     role_rows: Mapped[list[UserRole]] = relationship(
