@@ -36,7 +36,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils import layout as pdf_layout
 from pyhanko.pdf_utils.content import RawContent
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -56,6 +55,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustMa
 from esign.errors import CertificateRefused, InvalidPdf, SignatureValueInvalid, SigningError
 from esign.signing.backend import CertificateBundle
 from esign.signing.layout import font_file
+from esign.signing.stampfont import StampFontFactory
 
 log = logging.getLogger(__name__)
 
@@ -328,67 +328,10 @@ def verify_value(cert: x509.Certificate, tbs: bytes, value: bytes) -> bytes:
 # --- appearance --------------------------------------------------------------------------------
 
 
-#: what stamps print: Latin, Vietnamese (Latin Extended Additional), combining marks, punctuation
-STAMP_UNICODES = (
-    *range(0x20, 0x7F),
-    *range(0xA0, 0x250),
-    *range(0x300, 0x370),
-    *range(0x1E00, 0x1F00),
-    *range(0x2000, 0x2070),
-    0x20AB,
-)
-
-
 @functools.lru_cache(maxsize=8)
-def _font_bytes(path: str) -> bytes:
-    """The font cut down to the characters stamps use, once per process.
-
-    pyHanko subsets the font again for every stamp; on the full Noto Serif
-    (600 KB, large layout tables) that took about 0.3 s per signature.
-    """
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    options = subset.Options()
-    options.layout_features = ["*"]  # keep mark positioning: stacked Vietnamese diacritics
-    options.name_IDs = ["*"]
-    options.notdef_outline = True
-    with TTFont(path) as font:
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=STAMP_UNICODES)
-        subsetter.subset(font)
-        out = io.BytesIO()
-        font.save(out)
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class _FontFactory(GlyphAccumulatorFactory):
-    """pyHanko's factory, reading the font from memory.
-
-    The stock factory opens the font file for every stamp and never closes it
-    (a ResourceWarning per signature); the bytes are cached here instead.
-    """
-
-    def create_font_engine(self, writer: Any, obj_stream: Any = None) -> GlyphAccumulator:
-        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
-            obj_stream = writer.prepare_object_stream()
-        return GlyphAccumulator(
-            writer=writer,
-            font_handle=io.BytesIO(_font_bytes(self.font_file)),
-            font_size=self.font_size,
-            ot_script_tag=self.ot_script_tag,
-            ot_language_tag=self.ot_language_tag,
-            writing_direction=self.writing_direction,
-            bcp47_lang_code=self.bcp47_lang_code,
-            obj_stream=obj_stream,
-        )
-
-
-@functools.lru_cache(maxsize=8)
-def _font(face: str, size: int) -> GlyphAccumulatorFactory:
+def _font(face: str, size: int) -> StampFontFactory:
     # Noto Serif has unitsPerEm 1000, which pyHanko 0.38 assumes; other fonts need rescaling first
-    return _FontFactory(str(font_file(face)), font_size=size)
+    return StampFontFactory(str(font_file(face)), font_size=size)
 
 
 def _ellipse(w: float, h: float, inset: float) -> bytes:
