@@ -5,6 +5,7 @@ write (esign/services).
 """
 
 from esign.models.base import Base, utcnow
+from esign.models.idempotency import IdempotencyKey
 from esign.models.notifications import Notification, SentReminder
 from esign.models.tables import (
     ROLES,
@@ -38,6 +39,7 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Notification",
+    "IdempotencyKey",
     "NumberSequence",
     "Revision",
     "SentReminder",

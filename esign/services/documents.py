@@ -27,7 +27,7 @@ from esign.models import (
     UserRole,
     WorkflowInstance,
 )
-from esign.services import audit, blobs
+from esign.services import audit, blobs, idempotency
 from esign.services.access import get_visible, visible_clause
 from esign.services.context import Context
 from esign.signing import layout
@@ -257,38 +257,53 @@ def _open_draft_step(session: Session, ctx: Context, document: Document, version
     open_step(session, ctx, document.workflow, version, definition, definition.initial, drafter)
 
 
-def compose_document(ctx: Context, actor: User, memo: MemoInput) -> int:
-    """Render a memo from the template and start its workflow; returns the document id."""
+def compose_document(ctx: Context, actor: User, memo: MemoInput, *, idempotency_key: str | None = None) -> int:
+    """Render a memo from the template and start its workflow; returns the document id.
+
+    A second call with the same ``idempotency_key`` returns the first one's document.
+    """
     if memo.doc_type not in DOC_TYPES:
         raise DocumentError("Unknown document type %(type)s", type=memo.doc_type)
     if not memo.body.strip():
         raise DocumentError("The memo has no text")
-    with ctx.db.session() as session:
-        actor = session.get(User, actor.id)
-        document, definition = _new_document(
-            session, ctx, actor, title=memo.title, doc_type=memo.doc_type, source="composed",
-            content_json=memo.to_json(),
-        )
-        pdf = layout.render_memo(_memo_content(ctx, actor.unit, memo, _chair_signer(session, actor.unit)))
-        version = _start_version(session, ctx, document, definition, actor, pdf)
-        _open_draft_step(session, ctx, document, version, definition, actor)
-        audit.record(session, "document.composed", actor=actor, document=document, title=document.title,
-                     version=version.number, sha256=version.revisions[0].sha256 if version.revisions else None)
-        return document.id
+    return idempotency.once(ctx, actor.id, "compose", idempotency_key,
+                            lambda session: _compose(session, ctx, actor, memo))
 
 
-def upload_document(ctx: Context, actor: User, *, title: str, data: bytes, doc_type: str = "TTr") -> int:
-    """Store an uploaded PDF as a new document's first revision; returns the document id."""
+def _compose(session: Session, ctx: Context, actor: User, memo: MemoInput) -> int:
+    actor = session.get(User, actor.id)
+    document, definition = _new_document(
+        session, ctx, actor, title=memo.title, doc_type=memo.doc_type, source="composed",
+        content_json=memo.to_json(),
+    )
+    pdf = layout.render_memo(_memo_content(ctx, actor.unit, memo, _chair_signer(session, actor.unit)))
+    version = _start_version(session, ctx, document, definition, actor, pdf)
+    _open_draft_step(session, ctx, document, version, definition, actor)
+    audit.record(session, "document.composed", actor=actor, document=document, title=document.title,
+                 version=version.number, sha256=version.revisions[0].sha256 if version.revisions else None)
+    return document.id
+
+
+def upload_document(ctx: Context, actor: User, *, title: str, data: bytes, doc_type: str = "TTr",
+                    idempotency_key: str | None = None) -> int:
+    """Store an uploaded PDF as a new document's first revision; returns the document id.
+
+    A second call with the same ``idempotency_key`` returns the first one's document.
+    """
     layout.check_pdf(data, ctx.settings.app.max_upload_mb * 1024 * 1024)
-    with ctx.db.session() as session:
-        actor = session.get(User, actor.id)
-        document, definition = _new_document(session, ctx, actor, title=title, doc_type=doc_type,
-                                             source="uploaded")
-        version = _start_version(session, ctx, document, definition, actor, data)
-        _open_draft_step(session, ctx, document, version, definition, actor)
-        audit.record(session, "document.uploaded", actor=actor, document=document, title=document.title,
-                     size=len(data), sha256=blobs.sha256_hex(data))
-        return document.id
+    return idempotency.once(ctx, actor.id, "upload", idempotency_key,
+                            lambda session: _upload(session, ctx, actor, title, data, doc_type))
+
+
+def _upload(session: Session, ctx: Context, actor: User, title: str, data: bytes, doc_type: str) -> int:
+    actor = session.get(User, actor.id)
+    document, definition = _new_document(session, ctx, actor, title=title, doc_type=doc_type,
+                                         source="uploaded")
+    version = _start_version(session, ctx, document, definition, actor, data)
+    _open_draft_step(session, ctx, document, version, definition, actor)
+    audit.record(session, "document.uploaded", actor=actor, document=document, title=document.title,
+                 size=len(data), sha256=blobs.sha256_hex(data))
+    return document.id
 
 
 def restart_version(session: Session, ctx: Context, document: Document, actor: User, reason: str) -> DocumentVersion:

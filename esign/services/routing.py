@@ -233,15 +233,24 @@ def perform_action(
     comment: str = "",
     assignee: str | None = None,
     authority: str = "",
+    idempotency_key: str | None = None,
 ) -> None:
-    """Return, reject or reassign: the actions that move a document without a signature."""
+    """Return, reject or reassign: the actions that move a document without a signature.
+
+    A second call with the same ``idempotency_key`` (a double click) changes nothing.
+    """
+    from esign.services import idempotency
     from esign.services.access import get_visible
     from esign.services.documents import current_version, lock_document, restart_version
 
     if action not in PLAIN_ACTIONS:
         raise ActionNotAllowed("%(action)s needs a signature; use the signing page", action=action)
     with ctx.db.session() as session:
+        # the lock first: a repeated request with the same key waits for the first one to commit
         document = lock_document(session, document_id)
+        if idempotency_key and idempotency.previous(session, actor.id, "act", idempotency_key, action=action,
+                                                    document_id=document_id) is not None:
+            return
         actor = session.get(User, actor.id)
         get_visible(session, actor, document_id)
         instance = document.workflow
@@ -293,5 +302,7 @@ def perform_action(
             session.add(Comment(document_id=document.id, version_id=version.id, author_id=actor.id,
                                 action=action, body=comment.strip(), created_at=now))
         document.updated_at = now
+        if idempotency_key:
+            idempotency.claim(session, actor.id, "act", idempotency_key, action=action, document_id=document_id)
         audit.record(session, f"step.{action}", actor=actor, document=document, state=state_before,
                      to=instance.state, comment=comment.strip(), **details)

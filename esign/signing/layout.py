@@ -624,8 +624,25 @@ def prepare_first_revision(
 
     Memos made by :func:`render_memo` get their fields in the regions it left;
     any other PDF gets a signature page at the end. Everything goes into one
-    incremental update so that the first signature covers it.
+    incremental update so that the first signature covers it. An uploaded file
+    that cannot take them (a PDF esign already prepared, a damaged one) is
+    refused with :class:`InvalidPdf`.
     """
+    try:
+        return _prepare_first_revision(pdf, fields, verify_url, short_code)
+    except InvalidPdf:
+        raise
+    except RecursionError as e:
+        raise InvalidPdf("This PDF is too deeply nested to be read safely; export it again") from e
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        if ORIGINAL_KEY.encode() in pdf:
+            raise InvalidPdf("This PDF was already prepared by esign; upload the original document") from e
+        raise InvalidPdf("This PDF is damaged or incomplete and cannot be read") from e
+
+
+def _prepare_first_revision(
+    pdf: bytes, fields: Sequence[FieldSlot], verify_url: str, short_code: str
+) -> bytes:
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)

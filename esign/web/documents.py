@@ -51,6 +51,8 @@ def _lines(text: str | None) -> tuple[str, ...]:
 def compose() -> Any:
     form = ComposeForm()
     error, status = None, 200
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = secrets.token_urlsafe(16)
     if form.validate_on_submit():
         memo = MemoInput(
             title=form.title.data or "",
@@ -60,7 +62,8 @@ def compose() -> Any:
             addressee=(form.addressee.data or "").strip(),
         )
         try:
-            document_id = documents.compose_document(esign_ctx(), me(), memo)
+            document_id = documents.compose_document(esign_ctx(), me(), memo,
+                                                     idempotency_key=form.idempotency_key.data or None)
         except EsignError as e:
             error, status = translate_error(e), e.status
         else:
@@ -76,11 +79,14 @@ def compose() -> Any:
 def upload() -> Any:
     form = UploadForm()
     error, status = None, 200
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = secrets.token_urlsafe(16)
     if form.validate_on_submit():
         data = form.file.data.read()
         try:
             document_id = documents.upload_document(
-                esign_ctx(), me(), title=form.title.data or "", data=data, doc_type=form.doc_type.data or "TTr"
+                esign_ctx(), me(), title=form.title.data or "", data=data, doc_type=form.doc_type.data or "TTr",
+                idempotency_key=form.idempotency_key.data or None,
             )
         except EsignError as e:
             error, status = translate_error(e), e.status
@@ -113,6 +119,8 @@ def _action_form(ov: overview.DocumentOverview, data: Any = None) -> ActionForm:
     form.assignee.choices = [(p.username, f"{p.full_name} ({p.title})" if p.title else p.full_name)
                              for p in ov.members]
     form.authority.choices = [("", _("Own authority"))] + [(a, a) for a in ov.authorities or AUTHORITIES]
+    if data is None:
+        form.idempotency_key.data = secrets.token_urlsafe(16)
     return form
 
 
@@ -201,25 +209,27 @@ def sign(document_id: int) -> Any:
     if not form.validate():
         return _render_show(document_id, failed_action=action, sign_form=form,
                             error=_("Check the form: some fields are not valid."), status=400)
-    if offer is None:
+    if offer is None and not form.idempotency_key.data:
         abort(403)
+    # without an offer only a repeat of a request already made (same key) can succeed: the
+    # service answers it with the first one's result and refuses anything else
     try:
         outcome = signing.request_signature(
             ctx,
             me(),
             document_id,
             action,
-            certificate_id=None if offer.seal else (form.certificate_id.data or None),
+            certificate_id=None if offer is None or offer.seal else (form.certificate_id.data or None),
             comment=form.comment.data or "",
             advisers=(form.advisers.data or ()) if action == "submit" else (),
-            number=(form.number.data or None) if offer.numbers else None,
+            number=(form.number.data or None) if offer is not None and offer.numbers else None,
             idempotency_key=form.idempotency_key.data or None,
         )
     except EsignError as e:
         return _render_show(document_id, failed_action=action, sign_form=form, error=translate_error(e),
                             status=e.status)
     if outcome.status == "completed":
-        flash(_("Signed: %(action)s.", action=label(offer.label, action)), "success")
+        flash(_("Signed: %(action)s.", action=label(offer.label, action) if offer else action), "success")
     else:
         flash(_("The signature was prepared and is waiting for your signing device."), "info")
     return redirect(url_for("documents.show", document_id=document_id))
@@ -235,7 +245,7 @@ def signed_upload(document_id: int) -> Any:
     action = form.action.data or ""
     offer = next((a for a in ov.actions if a.action == action and a.signed and not a.seal and not a.numbers),
                  None)
-    if offer is None:
+    if offer is None and not form.idempotency_key.data:
         abort(403)
     if not form.validate():
         return _render_show(document_id, failed_action=action, status=400,
@@ -249,7 +259,8 @@ def signed_upload(document_id: int) -> Any:
         )
     except EsignError as e:
         return _render_show(document_id, failed_action=action, error=translate_error(e), status=e.status)
-    flash(_("Signed with your plugin: %(action)s.", action=label(offer.label, action)), "success")
+    flash(_("Signed with your plugin: %(action)s.", action=label(offer.label, action) if offer else action),
+          "success")
     return redirect(url_for("documents.show", document_id=document_id))
 
 
@@ -264,9 +275,9 @@ def act(document_id: int) -> Any:
     if not form.validate():
         return _render_show(document_id, failed_action=action, action_form=form,
                             error=_("Check the form: some fields are not valid."), status=400)
-    if offer is None:
+    if offer is None and not form.idempotency_key.data:
         abort(403)
-    if offer.comment_required and not (form.comment.data or "").strip():
+    if offer is not None and offer.comment_required and not (form.comment.data or "").strip():
         return _render_show(document_id, failed_action=action, action_form=form,
                             error=_("Write the reason: it is required for this action."), status=400)
     try:
@@ -275,11 +286,12 @@ def act(document_id: int) -> Any:
             comment=form.comment.data or "",
             assignee=(form.assignee.data or None) if action == "reassign" else None,
             authority=(form.authority.data or "") if action == "reassign" else "",
+            idempotency_key=f"{form.idempotency_key.data}-{action}" if form.idempotency_key.data else None,
         )
     except EsignError as e:
         return _render_show(document_id, failed_action=action, action_form=form, error=translate_error(e),
                             status=e.status)
-    flash(_("Done: %(action)s.", action=label(offer.label, action)), "success")
+    flash(_("Done: %(action)s.", action=label(offer.label, action) if offer else action), "success")
     try:
         access.get_visible(db(), me(), document_id)
     except EsignError:

@@ -41,6 +41,7 @@ class LoginForm(FlaskForm):
 
 
 class ComposeForm(FlaskForm):
+    idempotency_key = HiddenField()
     doc_type = SelectField(_l("Document type"), choices=doc_type_choices(), default="TTr")
     title = StringField(
         _l("Subject (Về việc…)"),
@@ -60,6 +61,7 @@ class ComposeForm(FlaskForm):
 
 
 class UploadForm(FlaskForm):
+    idempotency_key = HiddenField()
     doc_type = SelectField(_l("Document type"), choices=doc_type_choices(), default="TTr")
     title = StringField(
         _l("Subject (Về việc…)"),
@@ -96,6 +98,7 @@ class ActionForm(FlaskForm):
     """Return, reject, reassign: actions that move a document without a signature."""
 
     action = HiddenField()
+    idempotency_key = HiddenField()
     comment = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=4000)])
     assignee = SelectField(_l("Hand over to"), choices=[], validate_choice=False)
     authority = SelectField(_l("Authority form"), choices=[], validate_choice=False)
