@@ -1,7 +1,9 @@
 """The demo ward: its people, their development certificates and one finished memo.
 
 Development only: every demo user's password is DEMO_PASSWORD and every key is
-a file of the development PKI (the ``softkey`` backend).
+a file of the development PKI (the ``softkey`` backend), except the mobile
+certificates when a remote signing service (``csc``) configured in ``[signing]
+backends`` holds them (``make run`` runs esign-remote with them).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from esign.errors import ConfigError
+from esign.errors import ConfigError, EsignError
 from esign.models import Certificate, Document, Unit, User
-from esign.services import documents, signing, users
+from esign.services import audit, documents, signing, users
 from esign.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -74,13 +76,53 @@ def seed_people(ctx: Context, people_file: Path) -> bool:
                                      full_name=person.full_name, password=DEMO_PASSWORD,
                                      roles=person.roles, title=person.title)
             if set(person.roles) & {"officer", "adviser", "chair", "clerk"}:
-                for device in ("token", "mobile"):
-                    users.bind_certificate(session, ctx, None, owner=user, device=device, backend="softkey",
-                                           credential=f"{person.username}-{device}")
+                users.bind_certificate(session, ctx, None, owner=user, device="token", backend="softkey",
+                                       credential=f"{person.username}-token")
+                credential = f"{person.username}-mobile"
+                users.bind_certificate(session, ctx, None, owner=user, device="mobile",
+                                       backend=_remote_holder(ctx, credential) or "softkey", credential=credential)
         users.bind_certificate(session, ctx, None, owner=unit, device="seal",
                                backend=ctx.settings.signing.seal_backend,
                                credential=ctx.settings.signing.seal_credential)
     return True
+
+
+def _remote_holder(ctx: Context, credential: str) -> str | None:
+    """The name of the configured remote signing service (csc) that holds ``credential``, if any."""
+    from esign.signing.csc import CscBackend
+
+    for name, backend in ctx.backends.items():
+        if isinstance(backend, CscBackend) and name in ctx.settings.signing.backends:
+            try:
+                if credential in backend.credentials():
+                    return name
+            except EsignError as e:
+                log.warning("the remote signing service %s does not answer: %s", name, e)
+    return None
+
+
+def use_remote_mobile_certificates(ctx: Context) -> list[str]:
+    """Move the demo people's mobile certificates to the remote signing service that holds them.
+
+    A demo seeded before the service was set up signs its mobile certificates
+    with the development key files; once esign-remote holds the same keys, the
+    bindings move to it (the certificate is the same). Returns the credentials moved.
+    """
+    moved: list[str] = []
+    with ctx.db.session() as session:
+        rows = session.scalars(select(Certificate).where(Certificate.device == "mobile",
+                                                         Certificate.backend == "softkey",
+                                                         Certificate.active)).all()
+        for row in rows:
+            holder = _remote_holder(ctx, row.credential)
+            if holder is None or ctx.backend(holder).certificate(row.credential).cert.dump() != row.der:
+                continue
+            row.backend = holder
+            audit.record(session, "certificate.moved", actor=None, unit_id=row.user.unit_id if row.user else None,
+                         owner=row.user.username if row.user else "", device="mobile", backend=holder,
+                         credential=row.credential, fingerprint=row.fingerprint)
+            moved.append(row.credential)
+    return moved
 
 
 def seed_demo(ctx: Context, people_file: Path) -> tuple[bool, int | None]:
@@ -89,6 +131,8 @@ def seed_demo(ctx: Context, people_file: Path) -> tuple[bool, int | None]:
     Returns (created, id of the finished example memo).
     """
     if not seed_people(ctx, people_file):
+        for credential in use_remote_mobile_certificates(ctx):
+            log.info("demo: %s now signs through the remote signing service", credential)
         with ctx.db.session() as session:
             example = session.scalar(select(Document.id).where(Document.title == EXAMPLE_MEMO.title)
                                      .order_by(Document.id).limit(1))

@@ -32,12 +32,16 @@ from sqlalchemy.orm import Session
 
 from esign.errors import (
     ActionNotAllowed,
+    BackendError,
+    BackendExpired,
     CertificateRefused,
     CommentRequired,
     Conflict,
+    Declined,
     NotFound,
     RequestExpired,
     SigningError,
+    TokenUnavailable,
     WorkflowError,
 )
 from esign.models import (
@@ -80,7 +84,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled", "declined"})
+#: a device's final answer other than a value: the request's status and the reason it keeps
+DEVICE_ENDINGS: tuple[tuple[type[BackendError], str], ...] = (
+    (Declined, "declined"),
+    (BackendExpired, "expired"),
+)
 
 
 @dataclass(frozen=True)
@@ -215,8 +224,13 @@ def request_signature(
     number: str | None = None,
     pin: str | None = None,
     idempotency_key: str | None = None,
+    ask_device: bool = True,
 ) -> SigningOutcome:
-    """Prepare the actor's signature for ``action`` and ask the device to sign it."""
+    """Prepare the actor's signature for ``action`` and ask the device to sign it.
+
+    With ``ask_device=False`` the request stays ``prepared`` and the caller hands
+    its tbs to the device (the chair's batch: one confirmation for several requests).
+    """
     if action in PLAIN_ACTIONS:
         raise ActionNotAllowed("%(action)s is not signed", action=action)
     with ctx.db.session() as session:
@@ -293,6 +307,8 @@ def request_signature(
         audit.record(session, "signature.requested", actor=actor, document=document, request=request.id,
                      action=action, field=field, certificate=certificate.fingerprint, backend=certificate.backend)
         backend = ctx.backends.get(certificate.backend)
+        if backend is not None and not ask_device:
+            return _outcome(request)
         if backend is None:
             # a device the server cannot reach: the officer's browser brings the value back
             request.status = "pending"
@@ -445,9 +461,21 @@ def collect_signature(ctx: Context, request_id: str) -> SigningOutcome:
         if request.status != "pending" or request.backend not in ctx.backends or not request.backend_ref:
             return _outcome(request)
         backend, ref = ctx.backends[request.backend], request.backend_ref
-    answer = backend.collect(ref)
-    if isinstance(answer, Signed):
-        return complete_signature(ctx, request_id, answer.signature)
+    try:
+        answer = backend.collect(ref)
+        if isinstance(answer, Signed):
+            return complete_signature(ctx, request_id, answer.signature)
+    except TokenUnavailable:
+        raise  # the service may answer again: the request stays pending
+    except (BackendError, Conflict, RequestExpired) as e:
+        # a final answer: declined, expired, too many wrong PINs, refused, or the document
+        # changed meanwhile. The request ends with its reason; nothing was embedded.
+        status = next((s for kind, s in DEVICE_ENDINGS if isinstance(e, kind)), "failed")
+        if isinstance(e, RequestExpired):
+            status = "expired"
+        _mark(ctx, request_id, status, e.template if not e.params else str(e))
+        with ctx.db.session() as session:
+            return _outcome(session.get(SignatureRequest, request_id), message=e.template if not e.params else str(e))
     with ctx.db.session() as session:
         return _outcome(session.get(SignatureRequest, request_id), message=answer.message)
 

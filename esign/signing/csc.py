@@ -474,6 +474,26 @@ class CscBackend:
             return outcome
         return [Signed(v) for v in outcome]
 
+    def confirmation(self, ref: str) -> dict[str, Any]:
+        """Where the phone confirmation of a reference stands, without collecting anything.
+
+        ``{"status", "code", "expires_at" (while pending), "url" (while pending)}``;
+        status is pending | confirmed | declined | expired | failed | cancelled.
+        """
+        auth_id, _ = parse_ref(ref)
+        state = self._status(auth_id)
+        expires = state.get("expiresIn")
+        return {
+            "status": str(state.get("status", "")),
+            "code": str(state.get("code", "")).strip(),
+            "expires_at": (
+                datetime.now(UTC) + timedelta(seconds=int(expires))
+                if isinstance(expires, int) and state.get("status") == "pending"
+                else None
+            ),
+            "url": str(state.get("confirmURL") or "") or None,
+        }
+
     def confirmation_url(self, ref: str) -> str | None:
         """The phone page of a pending reference (for a QR code on the desktop), if any."""
         auth_id, _ = parse_ref(ref)
