@@ -36,7 +36,12 @@ class AppSettings:
     default_locale: str = "vi"
     timezone: str = "Asia/Ho_Chi_Minh"
     max_upload_mb: int = 20
+    #: a session ends after this many minutes without a request
     session_minutes: int = 60
+    #: and, active or not, this many hours after signing in
+    session_max_hours: int = 12
+    #: signing needs a password (or TOTP code) typed within this many minutes
+    reauth_minutes: int = 5
     #: set when the app is served over TLS: secure cookies and HSTS
     https: bool = False
 
@@ -300,6 +305,8 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [app] default_locale must be vi or en")
     if app.max_upload_mb < 1:
         raise ConfigError(f"{source}: [app] max_upload_mb must be at least 1")
+    if app.session_minutes < 1 or app.session_max_hours < 1 or app.reauth_minutes < 1:
+        raise ConfigError(f"{source}: [app] session_minutes, session_max_hours and reauth_minutes must be at least 1")
     if settings.pki.revocation not in ("hard-fail", "soft-fail"):
         raise ConfigError(f"{source}: [pki] revocation must be hard-fail or soft-fail")
     if settings.signing.request_ttl_minutes < 1:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from asn1crypto import pem, x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -114,6 +122,8 @@ def set_password(session: Session, actor: User | None, user: User, password: str
     if actor is not None and actor.id != user.id:
         require_admin(actor)
     user.password_hash = hash_password(password)
+    # whoever knew the old password is signed out everywhere
+    user.session_version = (user.session_version or 0) + 1
     audit.record(session, "user.password", actor=actor, unit_id=user.unit_id, user=user.username)
 
 
@@ -139,15 +149,7 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     now = now or datetime.now(UTC)
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is not None:
-        since = now - LOCKOUT_WINDOW
-        last_success = session.scalar(select(func.max(AuditEvent.seq)).where(
-            AuditEvent.actor_id == user.id, AuditEvent.kind == "auth.login")) or 0
-        failures = session.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.actor_id == user.id, AuditEvent.kind == "auth.failed", AuditEvent.at > since,
-            AuditEvent.seq > last_success)) or 0
-        if failures >= MAX_FAILURES:
-            raise TooManyAttempts("Too many wrong passwords; try again in %(minutes)s minutes",
-                                  minutes=int(LOCKOUT_WINDOW.total_seconds() // 60))
+        _refuse_if_locked(session, user, now)
     if not check_password(user, password) or user is None or not user.active:
         if user is not None:
             audit.record(session, "auth.failed", actor=user, at=now, source=source)
@@ -156,6 +158,146 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
         user.password_hash = _hasher.hash(password)
     audit.record(session, "auth.login", actor=user, at=now, source=source)
     return user
+
+
+def _refuse_if_locked(session: Session, user: User, now: datetime) -> None:
+    """TooManyAttempts after MAX_FAILURES wrong passwords or codes since the last success in the window."""
+    since = now - LOCKOUT_WINDOW
+    last_success = session.scalar(select(func.max(AuditEvent.seq)).where(
+        AuditEvent.actor_id == user.id, AuditEvent.kind.in_(("auth.login", "auth.reauth")))) or 0
+    failures = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.actor_id == user.id, AuditEvent.kind == "auth.failed", AuditEvent.at > since,
+        AuditEvent.seq > last_success)) or 0
+    if failures >= MAX_FAILURES:
+        raise TooManyAttempts("Too many wrong passwords; try again in %(minutes)s minutes",
+                              minutes=int(LOCKOUT_WINDOW.total_seconds() // 60))
+
+
+def reauthenticate(session: Session, user: User, secret: str, *, key: bytes, now: datetime | None = None,
+                   source: str = "") -> bool:
+    """Whether ``secret`` confirms that ``user`` is at the keyboard before signing.
+
+    The secret is the TOTP code when the user has TOTP, else the password. A wrong
+    one counts toward the sign-in lockout (TooManyAttempts once locked); a right one
+    is recorded as ``auth.reauth``. ``key`` is the app's secret key (TOTP secrets are
+    encrypted with a key derived from it). The caller commits.
+    """
+    now = now or datetime.now(UTC)
+    _refuse_if_locked(session, user, now)
+    if user.totp_secret:
+        ok = _accept_totp(user, secret, key=key, now=now)
+        method = "totp"
+    else:
+        ok = check_password(user, secret)
+        method = "password"
+    if not ok or not user.active:
+        audit.record(session, "auth.failed", actor=user, at=now, source=source, method=method)
+        return False
+    audit.record(session, "auth.reauth", actor=user, at=now, source=source, method=method)
+    return True
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Log out: every session of ``user`` opened before now stops working. The caller commits."""
+    user.session_version = (user.session_version or 0) + 1
+    audit.record(session, "auth.logout", actor=user)
+
+
+# --- TOTP (authenticator app) -----------------------------------------------------------
+
+#: seconds per TOTP code, and the codes accepted either side of the current one (clock drift)
+TOTP_PERIOD = 30
+TOTP_WINDOW = 1
+TOTP_ISSUER = "esign"
+
+
+def new_totp_secret() -> str:
+    """A fresh random base32 secret for an authenticator app (160 bits)."""
+    return pyotp.random_base32(32)
+
+
+def totp_uri(user: User, secret: str) -> str:
+    """The otpauth:// address an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret, interval=TOTP_PERIOD).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
+
+
+def _totp_cipher(key: bytes) -> AESGCM:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"esign totp secret v1").derive(key)
+    return AESGCM(derived)
+
+
+def _seal_totp(secret: str, key: bytes, user_id: int) -> str:
+    nonce = os.urandom(12)
+    sealed = _totp_cipher(key).encrypt(nonce, secret.encode(), str(user_id).encode())
+    return "v1:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def _open_totp(stored: str, key: bytes, user_id: int) -> str | None:
+    if not stored.startswith("v1:"):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(stored[3:].encode())
+        return _totp_cipher(key).decrypt(raw[:12], raw[12:], str(user_id).encode()).decode()
+    except (InvalidTag, ValueError):
+        # the app's secret key changed: the officer enrols again
+        return None
+
+
+def _matching_step(secret: str, code: str, now: datetime, after: int) -> int | None:
+    """The time step whose code is ``code``, within the window and later than ``after``."""
+    code = "".join(code.split())
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_PERIOD)
+    current = int(now.timestamp()) // TOTP_PERIOD
+    found = None
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.at(step * TOTP_PERIOD), code) and step > after:
+            found = step
+    return found
+
+
+def _accept_totp(user: User, code: str, *, key: bytes, now: datetime) -> bool:
+    secret = _open_totp(user.totp_secret, key, user.id)
+    if secret is None:
+        return False
+    step = _matching_step(secret, code, now, user.totp_last_step or 0)
+    if step is None:
+        return False
+    user.totp_last_step = step  # the same code, or an older one, is refused from now on
+    return True
+
+
+def enable_totp(session: Session, user: User, secret: str, code: str, password: str, *, key: bytes,
+                now: datetime | None = None, source: str = "") -> None:
+    """Turn on TOTP for ``user`` once a code from the app and the password prove both are in hand."""
+    now = now or datetime.now(UTC)
+    _refuse_if_locked(session, user, now)
+    if not check_password(user, password):
+        audit.record(session, "auth.failed", actor=user, at=now, source=source, method="password")
+        raise UserError("The password is wrong")
+    step = _matching_step(secret, code, now, 0)
+    if step is None:
+        raise UserError("The code does not match: check the phone's clock and type the newest code")
+    user.totp_secret = _seal_totp(secret, key, user.id)
+    user.totp_last_step = step
+    audit.record(session, "auth.totp_enabled", actor=user, unit_id=user.unit_id, user=user.username)
+
+
+def disable_totp(session: Session, actor: User, user: User, password: str = "", *, key: bytes,
+                 now: datetime | None = None, source: str = "") -> None:
+    """Turn TOTP off: the officer with the password, or an administrator (a lost phone)."""
+    now = now or datetime.now(UTC)
+    if actor.id != user.id:
+        require_admin(actor)
+    else:
+        _refuse_if_locked(session, user, now)
+        if not check_password(user, password):
+            audit.record(session, "auth.failed", actor=user, at=now, source=source, method="password")
+            raise UserError("The password is wrong")
+    user.totp_secret = ""
+    user.totp_last_step = 0
+    audit.record(session, "auth.totp_disabled", actor=actor, unit_id=user.unit_id, user=user.username)
 
 
 def get_user(session: Session, username: str) -> User:

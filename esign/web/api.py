@@ -17,6 +17,7 @@ from flask_login import login_required
 from esign.errors import CertificateRefused
 from esign.services import access, overview, signing, verification
 from esign.services.signing import SigningOutcome
+from esign.web.auth import reauth_required
 from esign.web.errors import error_response
 from esign.web.helpers import db, esign_ctx, me, unreachable_certificate
 
@@ -45,6 +46,7 @@ def _certificate_for_device(document_id: int, device: str) -> int | None:
 
 @bp.post("/documents/<int:document_id>/signature-requests")
 @login_required
+@reauth_required(back="documents.show")
 def create_request(document_id: int) -> Any:
     """Prepare a signature for a device in the officer's hands (the desktop agent's token).
 

@@ -25,6 +25,7 @@ from esign.errors import EsignError
 from esign.services import access, documents, overview, plugin_upload, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
+from esign.web.auth import reauth_required
 from esign.web.forms import ActionForm, ComposeForm, PluginUploadForm, SignForm, UploadForm
 from esign.web.helpers import (
     DATE,
@@ -200,6 +201,7 @@ def download(document_id: int) -> Any:
 
 @bp.post("/<int:document_id>/sign")
 @login_required
+@reauth_required(back="documents.show")
 def sign(document_id: int) -> Any:
     ctx = esign_ctx()
     ov = overview.document_overview(ctx, me(), document_id)
@@ -237,6 +239,7 @@ def sign(document_id: int) -> Any:
 
 @bp.post("/<int:document_id>/signed-upload")
 @login_required
+@reauth_required(back="documents.show")
 def signed_upload(document_id: int) -> Any:
     """A PDF signed by the officer's whole-document plugin, as the signature of a signed action."""
     ctx = esign_ctx()

@@ -25,6 +25,8 @@
  *                              -> 200 {status: "completed", ...}
  *   POST data-cancel-url       ({id} replaced) when the token fails after the request was made
  *   errors                     -> {error: code, message: sentence}
+ *   401 {error: "reauth_required", reauth_url}: the password was typed too long ago;
+ *                              the page goes to reauth_url, which comes back here
  *
  * and of esign-agent (esign/agent/server.py): GET /status, GET /certificates,
  * POST /sign {credential, tbs_b64, md_algorithm, mechanism, certificate_sha256}.
@@ -79,6 +81,10 @@
       "esign-agent chưa được cấu hình cho trang này (tham số --origin).",
       "esign-agent is not configured for this site (its --origin option)."
     ],
+    reauth: [
+      "Hãy xác nhận lại danh tính (nhập lại mật khẩu) trước khi ký.",
+      "Confirm it is you (type your password again) before signing."
+    ],
     server: ["Máy chủ esign từ chối: ", "The esign server refused: "],
     agent_refused: ["esign-agent từ chối: ", "esign-agent refused: "],
     bad_answer: [
@@ -102,10 +108,11 @@
     return field ? field.value : "";
   }
 
-  /** A failure with a code and a sentence for the officer. */
-  function Failure(code, message) {
+  /** A failure with a code and a sentence for the officer (and, for reauth_required, where to go). */
+  function Failure(code, message, url) {
     this.code = code;
     this.message = message;
+    this.url = url || "";
   }
 
   function fromAgent(status, body) {
@@ -152,6 +159,9 @@
     }).then(function (response) {
       return readJson(response).then(function (body) {
         if (!response.ok) {
+          if (body && body.error === "reauth_required") {
+            throw new Failure("reauth_required", body.message || t("reauth"), body.reauth_url);
+          }
           throw new Failure((body && body.error) || "server_" + response.status,
             t("server") + ((body && body.message) || response.status));
         }
@@ -273,6 +283,11 @@
         button.setAttribute("data-error-code", failure.code);
         status.classList.add("error");
         status.textContent = failure.message;
+        if (failure.code === "reauth_required" && failure.url) {
+          // nothing was prepared: confirm on the re-authentication page, which brings the officer back here
+          window.location.assign(failure.url);
+          return;
+        }
         button.disabled = false;
         if (requestId && cancelUrl) {
           // best effort: the prepared request would expire anyway
