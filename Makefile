@@ -19,12 +19,20 @@ PKI_PORT ?= 9780
 # the demo and the server timestamp every signature with the development TSA (not `make test`:
 # the tests start their own services)
 run demo: export ESIGN_PKI_TSA_URL ?= http://127.0.0.1:$(PKI_PORT)/esign/tsa/tsa
+# esign-remote, the remote signing service holding the demo people's mobile certificates
+# (keys/remote.py writes its configuration and secrets into keys/dev/remote)
+REMOTE_PORT ?= 9790
+REMOTE_DIR := keys/dev/remote
+# the variables of $(REMOTE_DIR)/secrets.env (client secret, service key, TOTP), for one command
+WITH_REMOTE_SECRETS := set -a; . $(REMOTE_DIR)/secrets.env; set +a;
 
-.PHONY: run test system install pki pki-services db demo lint bench clean-dev
+.PHONY: run test system install pki pki-services remote remote-service db demo lint bench clean-dev
 
-run: system install pki pki-services db demo
+run: system install pki pki-services remote-service db demo
 	@test -s var/secret-key || (mkdir -p var && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/secret-key && chmod 600 var/secret-key)
-	ESIGN_SECRET_KEY="$$(cat var/secret-key)" $(BIN)/esign serve
+	@echo "mobile certificates: confirm on http://127.0.0.1:$(REMOTE_PORT)/confirm/... with PIN 123456;" \
+	  "the chair's one-time code: $(BIN)/python keys/remote.py keys/dev totp nguyenthiquynhtrieu"
+	$(WITH_REMOTE_SECRETS) ESIGN_SECRET_KEY="$$(cat var/secret-key)" $(BIN)/esign serve
 
 test: system install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -64,11 +72,27 @@ pki-services: pki
 	  echo "PKI services on http://127.0.0.1:$(PKI_PORT)/ (pid $$(cat var/pki-services.pid))"; \
 	fi
 
+# esign-remote's tokens (the demo people's mobile keys), configuration and secrets
+remote: pki
+	$(BIN)/python keys/remote.py keys/dev --port $(REMOTE_PORT)
+
+# Starts esign-remote in the background unless something already answers on the port;
+# log in var/remote.log, stop with: kill $$(cat var/remote.pid)
+remote-service: remote
+	@if $(BIN)/python -c "import sys; from esign.signing.devservices import port_answers; sys.exit(0 if port_answers($(REMOTE_PORT)) else 1)"; then \
+	  echo "esign-remote already answers on 127.0.0.1:$(REMOTE_PORT)"; \
+	else \
+	  mkdir -p var; \
+	  $(WITH_REMOTE_SECRETS) nohup $(BIN)/esign-remote --config $(REMOTE_DIR)/remote.toml --port $(REMOTE_PORT) > var/remote.log 2>&1 & echo $$! > var/remote.pid; \
+	  for i in $$(seq 50); do $(BIN)/python -c "import sys; from esign.signing.devservices import port_answers; sys.exit(0 if port_answers($(REMOTE_PORT)) else 1)" && break; sleep 0.2; done; \
+	  echo "esign-remote on http://127.0.0.1:$(REMOTE_PORT)/ (pid $$(cat var/remote.pid))"; \
+	fi
+
 db: install
 	$(BIN)/esign db upgrade
 
-demo: pki pki-services db
-	$(BIN)/esign demo
+demo: pki pki-services remote-service db
+	$(WITH_REMOTE_SECRETS) $(BIN)/esign demo
 
 lint: install
 	$(BIN)/ruff check esign tests keys bench

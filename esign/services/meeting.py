@@ -184,6 +184,11 @@ def remote_backend(ctx: Context) -> tuple[str, CscBackend]:
         "This server offers no mobile certificates (no remote signing service is configured)")
 
 
+def remote_backend_names(ctx: Context) -> set[str]:
+    """The configured backends that are remote signing services (mobile certificates)."""
+    return {name for name, backend in ctx.backends.items() if isinstance(backend, CscBackend)}
+
+
 def mobile_certificate(ctx: Context, actor: User) -> Certificate:
     """The actor's active mobile certificate on the remote signing service."""
     name, _ = remote_backend(ctx)

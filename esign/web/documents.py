@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from esign.errors import EsignError
-from esign.services import access, documents, overview, plugin_upload, routing, signing
+from esign.services import access, documents, meeting, overview, plugin_upload, routing, signing
 from esign.services.documents import MemoInput
 from esign.web import previews
 from esign.web.auth import reauth_required
@@ -156,6 +156,7 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
         suggested_number=number,
         verify_url=f"{web_settings().app.base_url.rstrip('/')}/v/{ov.public_code}",
         token_certificate=token_certificate,
+        mobile_certificate=_mobile_certificate(ov),
     ), status
 
 
@@ -199,6 +200,21 @@ def download(document_id: int) -> Any:
     return response
 
 
+def _mobile_certificate(ov: overview.DocumentOverview) -> Any:
+    """The officer's mobile certificate on a remote signing service, if the server reaches one."""
+    remote = meeting.remote_backend_names(esign_ctx())
+    return next((c for c in ov.certificates if c.device == "mobile" and c.backend in remote), None)
+
+
+def _chosen_certificate(ov: overview.DocumentOverview, form: SignForm) -> int | None:
+    """The form's choice, or the mobile certificate for "Sign with mobile certificate"."""
+    if request.args.get("device") == "mobile":
+        mobile = _mobile_certificate(ov)
+        if mobile is not None:
+            return mobile.id  # type: ignore[no-any-return]
+    return form.certificate_id.data or None
+
+
 @bp.post("/<int:document_id>/sign")
 @login_required
 @reauth_required(back="documents.show")
@@ -221,7 +237,7 @@ def sign(document_id: int) -> Any:
             me(),
             document_id,
             action,
-            certificate_id=None if offer is None or offer.seal else (form.certificate_id.data or None),
+            certificate_id=None if offer is None or offer.seal else _chosen_certificate(ov, form),
             comment=form.comment.data or "",
             advisers=(form.advisers.data or ()) if action == "submit" else (),
             number=(form.number.data or None) if offer is not None and offer.numbers else None,
@@ -233,6 +249,9 @@ def sign(document_id: int) -> Any:
     if outcome.status == "completed":
         flash(_("Signed: %(action)s.", action=label(offer.label, action) if offer else action), "success")
     else:
+        confirmation = meeting.batch_of_request(ctx, me(), outcome.request_id)
+        if confirmation is not None:  # a mobile certificate: the live "confirm on your phone" page
+            return redirect(url_for("meeting.confirm", batch_id=confirmation))
         flash(_("The signature was prepared and is waiting for your signing device."), "info")
     return redirect(url_for("documents.show", document_id=document_id))
 
@@ -315,6 +334,10 @@ def cancel_request(document_id: int, request_id: str) -> Any:
 def collect_request(document_id: int, request_id: str) -> Any:
     ctx = esign_ctx()
     signing.get_request(ctx, me(), request_id)  # only the requester may ask
+    confirmation = meeting.batch_of_request(ctx, me(), request_id)
+    if confirmation is not None:  # a mobile certificate: its live page asks and shows the answer
+        meeting.batch_status(ctx, me(), confirmation)
+        return redirect(url_for("meeting.confirm", batch_id=confirmation))
     outcome = signing.collect_signature(ctx, request_id)
     if outcome.status == "completed":
         flash(_("The signature is complete."), "success")

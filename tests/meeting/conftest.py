@@ -102,3 +102,14 @@ def mobile_backend_of(ctx: Context, user: User) -> Any:
 
 #: revisions of a memo waiting for the chair: the blank one, the drafter's, the adviser's
 AT_CHAIR = 3
+
+
+@pytest.fixture
+def sqlite_mctx(tmp_path: Path, dev_pki: Path, service: RemoteService) -> Iterator[Context]:  # noqa: F811
+    """The same on SQLite only (the browser tests)."""
+    settings = remote_settings(tmp_path, dev_pki, f"sqlite:///{tmp_path / 'esign.db'}", service.url)
+    upgrade(settings)
+    ctx = remote_context(settings, service.url)
+    seed_people(ctx, DEMO_PEOPLE)
+    yield ctx
+    ctx.close()
