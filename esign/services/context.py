@@ -74,6 +74,12 @@ class Context:
                     raise ConfigError("[pki] trust_roots: cannot read %(path)s", path=str(path)) from e
                 blocks = [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
                 roots += [x509.Certificate.load(der) for der in blocks]
+            for cert in roots:
+                # parse completely now: asn1crypto parses lazily, and the web server's threads share
+                # these objects (two threads parsing one lazily crashed pyHanko's trust manager)
+                cert.native  # noqa: B018
+                cert.subject.hashable  # noqa: B018
+                cert.public_key.dump()
             self._trust_roots = tuple(roots)
         return self._trust_roots
 

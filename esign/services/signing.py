@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from esign.errors import (
@@ -52,6 +53,7 @@ from esign.models import (
     Revision,
     SignatureRequest,
     StepRecord,
+    Unit,
     User,
 )
 from esign.services import audit, blobs
@@ -201,6 +203,8 @@ def _fill_values(session: Session, ctx: Context, document: Document, transition:
     if transition.signature is None or not transition.signature.fill:
         return {}
     today = local_now(ctx).date()
+    # one numbering at a time per unit: documents issued at the same instant get different numbers
+    session.execute(select(Unit.id).where(Unit.id == document.unit_id).with_for_update())
     value = (number or "").strip() or str(_next_number(session, document, today.year))
     if not value.isdigit() or int(value) < 1:
         raise WorkflowError("The document number is a positive whole number")
@@ -387,6 +391,11 @@ def commit_signed_revision(
     if "number" in fill:
         document.number = fill["number"]
         document.issued_on = local_now(ctx).date()
+        try:
+            session.flush()
+        except SAIntegrityError:
+            # a request prepared earlier reserved the same number and committed first
+            raise Conflict("Number %(number)s is already used by another document", number=fill["number"]) from None
         key = (document.unit_id, document.issued_on.year, document.doc_type)
         sequence = session.get(NumberSequence, key)
         n = int(fill["number"].split("/", 1)[0])
