@@ -26,7 +26,7 @@ REMOTE_DIR := keys/dev/remote
 # the variables of $(REMOTE_DIR)/secrets.env (client secret, service key, TOTP), for one command
 WITH_REMOTE_SECRETS := set -a; . $(REMOTE_DIR)/secrets.env; set +a;
 
-.PHONY: run test system install pki pki-services remote remote-service db demo lint bench clean-dev
+.PHONY: run test fuzz system install pki pki-services remote remote-service db demo lint bench clean-dev
 
 run: system install pki pki-services remote-service db demo
 	@test -s var/secret-key || (mkdir -p var && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/secret-key && chmod 600 var/secret-key)
@@ -36,6 +36,10 @@ run: system install pki pki-services remote-service db demo
 
 test: system install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# fuzzing for longer than the bounded run in `make test`: random examples, ESIGN_FUZZ_EXAMPLES per endpoint
+fuzz: system install
+	ESIGN_FUZZ=long $(BIN)/python -m pytest tests/fuzz -q
 
 # System packages: installed with apt when missing (as root); otherwise say what to install.
 system:
