@@ -613,29 +613,80 @@ async def _prepare(
             appearance_text_params={"stamp": stamp_lines(spec.stamp, spec.style)},
         )
         digest, output = tbs_document.digest_tbs_document(output=io.BytesIO())
-        signed_attrs = await signer.signed_attrs(
-            digest.document_digest,
-            MD_ALGORITHM,
-            attr_settings=PdfCMSSignedAttributes(signing_time=signed_at),
-            use_pades=True,
-        )
+        tbs = await _signed_attributes(signer, bundle, mechanism, digest.document_digest, signed_at)
     except PyHankoSigningError as e:
         raise SigningError(
             "The document cannot take this signature: %(reason)s", reason=getattr(e, "msg", str(e))
         ) from e
-    output.seek(0)
     return Prepared(
-        prepared_pdf=output.read(),
+        # getvalue hands over the buffer; read() would copy the whole document once more
+        prepared_pdf=output.getvalue(),
         document_digest=digest.document_digest,
         reserved_start=digest.reserved_region_start,
         reserved_end=digest.reserved_region_end,
-        tbs=signed_attrs.dump(),
+        tbs=tbs,
         md_algorithm=MD_ALGORITHM,
         mechanism=mechanism,
         signing_time=iso_time(signed_at),
         field=spec.field,
         timestamp=timestamp,
     )
+
+
+#: a stand-in document digest, replaced in the cached DER of the signed attributes
+_DIGEST_MARK = bytes(range(0xA0, 0xC0))
+#: PAdES signed attributes that depend only on the certificate and algorithms, not on the time
+_STABLE_ATTRIBUTES = {
+    "content_type",
+    "message_digest",
+    "signing_certificate_v2",
+    "cms_algorithm_protection",
+}
+_ATTRIBUTE_TEMPLATES: dict[tuple[bytes, str], bytes] = {}
+
+
+async def _signed_attributes(
+    signer: ExternalSigner,
+    bundle: CertificateBundle,
+    mechanism: str,
+    document_digest: bytes,
+    signed_at: datetime,
+) -> bytes:
+    """DER of the CMS signed attributes (the tbs) for ``document_digest``.
+
+    For PAdES they are the content type, the message digest and the signer's
+    certificate reference: pyHanko's output for one certificate differs only
+    in the digest, and building it with asn1crypto took about a quarter of
+    prepare. It is built once per certificate with a marker digest, which is
+    then replaced; anything else in the attributes (a signing time) disables
+    the shortcut.
+    """
+    key = (bundle.cert.sha256, mechanism)
+    template = _ATTRIBUTE_TEMPLATES.get(key)
+    if template is None:
+        attrs = await signer.signed_attrs(
+            _DIGEST_MARK,
+            MD_ALGORITHM,
+            attr_settings=PdfCMSSignedAttributes(signing_time=signed_at),
+            use_pades=True,
+        )
+        template = attrs.dump()
+        if {a["type"].native for a in attrs} - _STABLE_ATTRIBUTES or template.count(
+            _DIGEST_MARK
+        ) != 1:
+            attrs = await signer.signed_attrs(
+                document_digest,
+                MD_ALGORITHM,
+                attr_settings=PdfCMSSignedAttributes(signing_time=signed_at),
+                use_pades=True,
+            )
+            return attrs.dump()
+        if (
+            len(_ATTRIBUTE_TEMPLATES) > 512
+        ):  # a few dozen officers per ward: never reached in practice
+            _ATTRIBUTE_TEMPLATES.clear()
+        _ATTRIBUTE_TEMPLATES[key] = template
+    return template.replace(_DIGEST_MARK, document_digest)
 
 
 def _message_digest(signed_attrs: cms.CMSAttributes) -> bytes | None:
