@@ -6,14 +6,16 @@ way the rest of the services do (a document one may not see does not exist).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from asn1crypto import x509
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
-from esign.errors import NotFound
+from esign.errors import IntegrityError, NotFound
 from esign.models import (
     AuditEvent,
     Certificate,
@@ -22,13 +24,15 @@ from esign.models import (
     DocumentVersion,
     Revision,
     SignatureRequest,
+    StepRecord,
     Unit,
     User,
+    WorkflowInstance,
 )
-from esign.services.access import get_visible
+from esign.services.access import visible_clause
 from esign.services.context import Context
-from esign.services.documents import SIGNATURE_KINDS, current_version, head_revision
-from esign.services.routing import definition_of, effective_roles, open_steps, step_of, unit_members
+from esign.services.documents import SIGNATURE_KINDS, DocumentRow, InboxItem, current_version
+from esign.services.routing import definition_of, effective_roles, open_steps
 from esign.workflow import engine
 
 #: audit events the timeline leaves out: each has a step.* twin that says it better
@@ -149,8 +153,11 @@ class DocumentOverview:
     action_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1024)
 def common_name(der: bytes, part: str) -> str:
-    """The common name of a certificate's subject or issuer ("" when it has none)."""
+    """The common name of a certificate's subject or issuer ("" when it has none).
+
+    A certificate's bytes never change, so neither does the answer: parsed once per process."""
     try:
         name = getattr(x509.Certificate.load(der), part).native
     except (ValueError, TypeError):
@@ -163,10 +170,10 @@ def _person(user: User) -> Person:
     return Person(user.username, user.full_name, user.title, user.roles)
 
 
-def _signatures(session, version: DocumentVersion) -> list[SignatureRow]:  # type: ignore[no-untyped-def]
+def _signature_rows(revisions: list[Revision], unit_name: str) -> list[SignatureRow]:
+    """The signed revisions of one version (``revisions`` in index order, certificates loaded)."""
     rows = []
-    for revision in session.scalars(select(Revision).where(Revision.version_id == version.id)
-                                    .order_by(Revision.index)):
+    for revision in revisions:
         if revision.kind == "initial":
             continue
         cert: Certificate | None = revision.certificate
@@ -176,7 +183,7 @@ def _signatures(session, version: DocumentVersion) -> list[SignatureRow]:  # typ
             index=revision.index,
             field=revision.field,
             kind=revision.kind,
-            signer=(version.document.unit.name if seal else (signer.full_name if signer else "")),
+            signer=(unit_name if seal else (signer.full_name if signer else "")),
             signer_title="" if seal else (signer.title if signer else ""),
             at=revision.created_at,
             subject=cert.subject if cert else "",
@@ -187,7 +194,18 @@ def _signatures(session, version: DocumentVersion) -> list[SignatureRow]:  # typ
     return rows
 
 
+def _revisions(session, version: DocumentVersion) -> list[Revision]:  # type: ignore[no-untyped-def]
+    """The version's revisions in index order with their certificates, in one query."""
+    revisions = list(session.scalars(
+        select(Revision).where(Revision.version_id == version.id)
+        .options(joinedload(Revision.certificate)).order_by(Revision.index)))
+    if not revisions:
+        raise IntegrityError("Version %(id)s has no revision", id=version.id)
+    return revisions
+
+
 def _timeline(session, document: Document) -> list[TimelineEntry]:  # type: ignore[no-untyped-def]
+    """Audit events and notes; their authors come from the session's identity map when loaded."""
     entries = []
     for event in session.scalars(select(AuditEvent).where(AuditEvent.document_id == document.id)
                                  .order_by(AuditEvent.seq)):
@@ -209,16 +227,41 @@ def _timeline(session, document: Document) -> list[TimelineEntry]:  # type: igno
 
 
 def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOverview:
-    """Everything the document page shows to ``actor``, including the actions they may take now."""
+    """Everything the document page shows to ``actor``, including the actions they may take now.
+
+    Eight queries whatever the number of documents, signatures or events: the unit's people
+    with their roles (signers, assignees, advisers and authors are found among them), the
+    document with its workflow and unit, the current version with its revisions and their
+    certificates, the open steps, the actor's certificates, pending requests, events, notes.
+    """
     now = ctx.now()
     with ctx.db.session() as session:
-        actor = session.get(User, actor.id)
-        document = get_visible(session, actor, document_id)
+        # everyone who may see a document is of its unit: its people, loaded once, name every actor
+        people = list(session.scalars(select(User).where(User.unit_id == actor.unit_id).order_by(User.id)
+                                      .options(joinedload(User.role_rows))).unique())
+        names = {u.id: u for u in people}
+        actor = names.get(actor.id) or session.get(User, actor.id)
+        document = session.scalar(
+            select(Document).where(Document.id == document_id, visible_clause(actor))
+            .options(joinedload(Document.workflow), joinedload(Document.unit)))
+        if document is None:
+            raise NotFound("This document does not exist or is not yours to see")
         instance = document.workflow
         definition = definition_of(ctx, instance)
-        version = current_version(session, document)
-        head = head_revision(session, version)
-        step = step_of(session, instance, actor)
+        # the current version with its revisions and their certificates, in one query
+        version = session.scalars(
+            select(DocumentVersion).where(DocumentVersion.document_id == document.id)
+            .order_by(DocumentVersion.number.desc()).limit(1)
+            .options(joinedload(DocumentVersion.revisions).joinedload(Revision.certificate))).unique().first()
+        if version is None:
+            raise IntegrityError("Document %(id)s has no version", id=document.id)
+        revisions = list(version.revisions)
+        if not revisions:
+            raise IntegrityError("Version %(id)s has no revision", id=version.id)
+        head = revisions[-1]
+        steps_open = open_steps(session, instance)
+        # the actor's open step on the current state (what step_of finds), from the same rows
+        step = next((s for s in steps_open if s.state == instance.state and s.assignee_id == actor.id), None)
         roles = effective_roles(actor, step, definition)
         spec = definition.states[instance.state]
         actions = []
@@ -243,7 +286,6 @@ def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOv
             if c.backend in offered and c.not_before <= now <= c.not_after
         ]
         certificates.sort(key=lambda c: offered.index(c.backend))
-        names = {u.id: u for u in session.scalars(select(User).where(User.unit_id == document.unit_id))}
         steps = [
             OpenStep(
                 assignee=names[s.assignee_id].full_name if s.assignee_id in names else "",
@@ -253,7 +295,7 @@ def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOv
                 authority=s.authority,
                 principal=names[s.principal_id].full_name if s.principal_id in names else "",
             )
-            for s in open_steps(session, instance)
+            for s in steps_open
         ]
         pending = [
             PendingRequest(r.id, r.action, r.status, r.backend, r.expires_at, r.tbs,
@@ -288,12 +330,13 @@ def document_overview(ctx: Context, actor: User, document_id: int) -> DocumentOv
             my_step_due=step.due_at if step else None,
             my_step_authority=step.authority if step else "",
             open_steps=steps,
-            signatures=_signatures(session, version),
+            signatures=_signature_rows(revisions, document.unit.name),
             timeline=_timeline(session, document),
             actions=actions,
             certificates=certificates,
-            advisers=[_person(u) for u in unit_members(session, document.unit_id, "adviser")],
-            members=[_person(u) for u in sorted(names.values(), key=lambda u: u.full_name) if u.active],
+            # unit_members' choice: active advisers in id order
+            advisers=[_person(u) for u in people if u.active and "adviser" in u.roles],
+            members=[_person(u) for u in sorted(people, key=lambda u: u.full_name) if u.active],
             authorities=list(spec.authority or ()),
             pending=pending,
             action_labels={t.action: dict(t.label) for t in definition.transitions},
@@ -304,6 +347,78 @@ def state_names(ctx: Context) -> dict[str, dict[str, str]]:
     """The states of the default workflow with their names, in definition order."""
     definition = ctx.workflows.latest(ctx.settings.workflows.default)
     return {name: dict(spec.name) for name, spec in definition.states.items()}
+
+
+# --- the inbox ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    """One page of the home screen: a page of my open steps and a page of the documents I see."""
+
+    tasks: list[InboxItem]
+    #: all my open steps, not only this page's
+    tasks_total: int
+    tasks_page: int
+    tasks_more: bool
+    rows: list[DocumentRow]
+    page: int
+    more: bool
+
+
+def inbox_page(ctx: Context, actor: User, *, tasks_page: int = 1, tasks_per_page: int = 20,
+               state: str | None = None, page: int = 1, per_page: int = 25) -> InboxPage:
+    """The home screen in one session and two indexed queries, whatever the number of documents.
+
+    Only the columns shown are read (never a document's content); both lists are pages
+    (offset pagination: page numbers stay small, a person pages through a few screens);
+    ``actor`` is the signed-in user's row as loaded for the request (id, unit and roles).
+    """
+    now = ctx.now()
+    tasks_page, page = max(tasks_page, 1), max(page, 1)
+    mine = (StepRecord.assignee_id == actor.id, StepRecord.status == "open", Document.unit_id == actor.unit_id)
+    with ctx.db.session() as session:
+        steps = (
+            select(StepRecord.id).join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
+            .join(Document, Document.id == WorkflowInstance.document_id).where(*mine)
+        )
+        # the page of steps and, on every row, the count of all of them: one query
+        task_rows = session.execute(
+            steps.with_only_columns(
+                StepRecord.id, StepRecord.due_at, StepRecord.assigned_at, StepRecord.authority,
+                Document.id, Document.title, WorkflowInstance.state, User.full_name, func.count().over())
+            .join(User, User.id == Document.created_by_id)
+            .order_by(StepRecord.due_at.is_(None), StepRecord.due_at, StepRecord.id)
+            .limit(tasks_per_page).offset((tasks_page - 1) * tasks_per_page)
+        ).all()
+        if task_rows:
+            total = task_rows[0][-1]
+        elif tasks_page > 1:  # a page past the end: count them alone
+            total = session.scalar(select(func.count()).select_from(steps.subquery())) or 0
+        else:
+            total = 0
+        query = (
+            select(Document.id, Document.title, WorkflowInstance.state, Document.number, Document.updated_at,
+                   User.full_name)
+            .join(WorkflowInstance, WorkflowInstance.document_id == Document.id)
+            .join(User, User.id == Document.created_by_id)
+            .where(visible_clause(actor))
+            .order_by(Document.updated_at.desc(), Document.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+        if state:
+            query = query.where(WorkflowInstance.state == state)
+        rows = [DocumentRow(*r) for r in session.execute(query).all()]
+    tasks = [
+        InboxItem(document_id=doc_id, title=title, state=doc_state, step_id=step_id, due_at=due_at,
+                  overdue=due_at is not None and due_at < now, drafter=drafter, assigned_at=assigned_at,
+                  authority=authority)
+        for step_id, due_at, assigned_at, authority, doc_id, title, doc_state, drafter, _total in task_rows
+    ]
+    return InboxPage(tasks=tasks, tasks_total=total, tasks_page=tasks_page,
+                     tasks_more=tasks_page * tasks_per_page < total, rows=rows[:per_page], page=page,
+                     more=len(rows) > per_page)
 
 
 # --- the public verification page ----------------------------------------------------------
@@ -345,10 +460,11 @@ def public_record(ctx: Context, public_code: str) -> PublicRecord:
         instance = document.workflow
         definition = definition_of(ctx, instance)
         version = current_version(session, document)
-        head = head_revision(session, version)
+        revisions = _revisions(session, version)
+        head = revisions[-1]
         signers = [
             PublicSigner(row.signer, row.signer_title, row.at, row.subject, row.device == "seal")
-            for row in _signatures(session, version) if row.kind in SIGNATURE_KINDS
+            for row in _signature_rows(revisions, document.unit.name) if row.kind in SIGNATURE_KINDS
         ]
         return PublicRecord(
             public_code=document.public_code,

@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     CSRFProtect(app)
     auth.init_login(app)
     helpers.init_app(app)
+    from esign.web import static_cache  # versioned static addresses, cached for a year
+    static_cache.init_app(app)
     errors.init_app(app)
 
     for module in (auth, inbox, documents, api, admin, public, verify):

@@ -39,12 +39,20 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
+#: page counts of complete sets already seen: (root, sha256) -> pages; a revision never changes
+_counts: dict[tuple[Path, str], int] = {}
+_COUNTS_MAX = 50_000
+
+
 def ensure(root: Path, sha256: str, load_pdf: Callable[[], bytes]) -> int:
     """Render the revision's pages once; returns how many there are."""
+    known = _counts.get((root, sha256))
+    if known is not None and (root / sha256 / "pages").exists():
+        return known
     folder = _folder(root, sha256)
     count_file = folder / "pages"
     if count_file.exists():
-        return int(count_file.read_text())
+        return _remember(root, sha256, int(count_file.read_text()))
     with _locks_guard:
         lock = _locks.setdefault(sha256, threading.Lock())
     with lock:
@@ -57,7 +65,14 @@ def ensure(root: Path, sha256: str, load_pdf: Callable[[], bytes]) -> int:
         _write(count_file, str(len(images)).encode())
     with _locks_guard:
         _locks.pop(sha256, None)
-    return len(images)
+    return _remember(root, sha256, len(images))
+
+
+def _remember(root: Path, sha256: str, count: int) -> int:
+    if len(_counts) >= _COUNTS_MAX:
+        _counts.clear()
+    _counts[(root, sha256)] = count
+    return count
 
 
 def page_file(root: Path, sha256: str, n: int, load_pdf: Callable[[], bytes]) -> Path:
