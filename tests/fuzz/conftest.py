@@ -26,9 +26,9 @@ from esign.services.demo import EXAMPLE_MEMO
 from esign.signing import layout
 from tests.web.conftest import csrf_token, login
 
-_common = dict(deadline=None, database=None, print_blob=True,
-               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                      HealthCheck.data_too_large, HealthCheck.filter_too_much])
+_common = {"deadline": None, "database": None, "print_blob": True,
+           "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                     HealthCheck.data_too_large, HealthCheck.filter_too_much]}
 settings.register_profile("ci", max_examples=int(os.environ.get("ESIGN_FUZZ_EXAMPLES", "25")), derandomize=True,
                           **_common)
 settings.register_profile("long", max_examples=int(os.environ.get("ESIGN_FUZZ_EXAMPLES", "500")), **_common)

@@ -28,7 +28,7 @@ from .mutations import HUGE, damaged, pdf_like
 
 #: no answer may take longer (the verification worker's own limit is lower)
 BOUND_S = 30.0
-ALERT = re.compile(r'<p class="alert" role="alert">(.*?)</p>', re.S)
+ALERT = re.compile(r'<p class="alert" role="alert">(.*?)</p>', re.DOTALL)
 #: a Vietnamese sentence has letters with diacritics
 VIETNAMESE = re.compile(r"[\u00C0-\u1EF9]")
 
@@ -47,7 +47,7 @@ def assert_clear_rejection(response: Any) -> None:
         message = body["message"]
     else:
         found = ALERT.search(response.get_data(as_text=True)) or re.search(
-            r'class="error[^"]*"[^>]*>(.*?)<', response.get_data(as_text=True), re.S)
+            r'class="error[^"]*"[^>]*>(.*?)<', response.get_data(as_text=True), re.DOTALL)
         assert found, response.get_data(as_text=True)[:3000]
         message = found.group(1)
     assert message.strip() and VIETNAMESE.search(message), message

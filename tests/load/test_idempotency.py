@@ -136,3 +136,42 @@ def test_a_refused_action_keeps_its_key_free(demo: Context) -> None:
     routing.perform_action(demo, chair, document_id, "reassign", comment="Bận", idempotency_key="reassign-1",
                            assignee=person(demo, "adviser", 2).username)
     assert count(demo, IdempotencyKey) == 1
+
+
+# --- the forms carry the key --------------------------------------------------------------------
+
+from tests.web.conftest import app, csrf_token, login  # noqa: F401 - fixtures of the web tests
+
+
+def test_a_return_form_sent_twice_returns_once(app, sqlite_demo: Context) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import re as _re
+
+    document_id = submit(sqlite_demo)
+    client = app.test_client()
+    login(client, person(sqlite_demo, "adviser").username)
+    page = client.get(f"/documents/{document_id}").get_data(as_text=True)
+    form = page[page.index(f'action="/documents/{document_id}/act'):]
+    key = _re.search(r'name="idempotency_key" value="([^"]+)"', form).group(1)
+    token = csrf_token(client, f"/documents/{document_id}")
+    answers = [client.post(f"/documents/{document_id}/act", data={
+        "csrf_token": token, "action": "return", "comment": "Bổ sung", "idempotency_key": key})
+        for _ in range(2)]
+    assert [a.status_code for a in answers] == [302, 302]
+    assert versions(sqlite_demo, document_id) == 2 and state_of(sqlite_demo, document_id) == "draft"
+
+
+def test_the_compose_form_sent_twice_makes_one_memo(app, sqlite_demo: Context) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import re as _re
+
+    client = app.test_client()
+    login(client, person(sqlite_demo, "officer").username)
+    page = client.get("/documents/new").get_data(as_text=True)
+    key = _re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"|'
+                     r'id="idempotency_key" name="idempotency_key" type="hidden" value="([^"]+)"', page)
+    assert key, page[:3000]
+    fields = {"csrf_token": csrf_token(client, "/documents/new"), "idempotency_key": key.group(1) or key.group(2),
+              "doc_type": "TTr", "title": EXAMPLE_MEMO.title, "body": EXAMPLE_MEMO.body}
+    answers = [client.post("/documents/new", data=fields) for _ in range(2)]
+    assert [a.status_code for a in answers] == [302, 302]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    assert count(sqlite_demo, Document) == 1
