@@ -149,3 +149,44 @@ def test_cancel_and_check_now_work_without_scripts(
     finally:
         desk.close()
     assert len(revisions_of(ctx, document_id)) == AT_CHAIR and state_of(ctx, document_id) == "approve"
+
+
+def test_an_officer_signs_with_the_mobile_certificate_and_declines_on_the_phone(
+    sqlite_mctx: Context, server: str, browser: Any, shots: Path  # noqa: F811
+) -> None:
+    """The document page's "Sign with mobile certificate": the live page, then a decline."""
+    from playwright.sync_api import expect
+
+    desk = browser.new_context(viewport=VIEWPORTS["phone"], locale="vi-VN")
+    mobile = browser.new_context(viewport=VIEWPORTS["phone"], locale="vi-VN")
+    page = desk.new_page()
+    errors = watch_errors(page)
+    try:
+        log_in(page, server, "nguyenvana")
+        page.goto(f"{server}/documents/new")
+        page.fill("#title", TITLES[1])
+        page.fill("#addressee", "Ủy ban nhân dân phường Bến Nghé")
+        page.fill("#body", "Văn phòng kính trình Ủy ban nhân dân phường xem xét.")
+        page.click("form.card button[type=submit]")
+        page.wait_for_url(re.compile(r"/documents/\d+$"))
+        document_url = page.url
+        page.check("input[name=advisers][value=tranthibinh]")
+        expect(page.locator("button.btn-mobile")).to_have_text("Ký bằng chứng thư số di động")
+        page.click("button.btn-mobile")
+        page.wait_for_url(re.compile(r"/meeting/confirm/[^/]+$"))
+        expect(page.locator(".phone-item.is-waiting")).to_have_count(1)
+        code = page.locator("[data-phone-code]").inner_text().strip()
+        phone = mobile.new_page()
+        phone.goto(page.locator("[data-phone-open] a").get_attribute("href"))
+        expect(phone.locator("body")).to_contain_text(code)
+        phone.click("button[value=decline]")
+        expect(page.locator(".phone-item.is-declined")).to_have_count(1, timeout=30_000)
+        expect(page.locator("[data-phone-summary]")).to_contain_text("Bạn đã từ chối trên điện thoại")
+        page.screenshot(path=shots / "mobile-declined.png", full_page=True)
+        page.goto(document_url)
+        expect(page.locator(".doc-meta .badge").first).to_have_text("Dự thảo")
+        expect(page.locator("section.pending")).to_have_count(0)
+        assert errors == []
+    finally:
+        desk.close()
+        mobile.close()

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from esign.errors import CertificateRefused
-from esign.models import AuditEvent, SignatureRequest
-from esign.services import meeting, routing
+from esign.models import AuditEvent, Certificate, SignatureRequest
+from esign.services import documents, meeting, routing, signing
 from esign.services.context import Context
+from esign.services.demo import EXAMPLE_MEMO
 from tests.meeting.conftest import (
     AT_CHAIR,
     memo_for_approval,
@@ -203,3 +204,58 @@ def test_an_officer_without_a_mobile_certificate_is_told(mctx: Context) -> None:
         meeting.approve_selected(mctx, adviser, [1])
     with mctx.db.session() as session:
         assert session.scalar(select(SignatureRequest.id).limit(1)) is None
+
+
+def test_too_many_wrong_pins_on_the_phone_end_with_a_clear_reason(
+    mctx: Context, service: RemoteService, phone: Phone
+) -> None:
+    """The officer's own mobile signature from the document page: a confirmation of one."""
+    ctx = mctx
+    officer = person(ctx, "officer")
+    document_id = documents.compose_document(ctx, officer, EXAMPLE_MEMO)
+    with ctx.db.session() as session:
+        mobile = session.scalar(select(Certificate.id).where(Certificate.user_id == officer.id,
+                                                             Certificate.device == "mobile"))
+    outcome = signing.request_signature(ctx, officer, document_id, "submit", certificate_id=mobile,
+                                        advisers=[person(ctx, "adviser").username])
+    assert outcome.status == "pending"
+    batch_id = meeting.batch_of_request(ctx, officer, outcome.request_id)
+    assert batch_id
+    waiting = meeting.batch_status(ctx, officer, batch_id)
+    assert [i.status for i in waiting.items] == ["waiting"] and waiting.code
+    for _ in range(3):  # esign-remote allows three tries per confirmation
+        _, page = phone.answer(phone_url(service, batch_id), pin="999999")
+        assert "Đã xác nhận" not in page
+    done = meeting.batch_status(ctx, officer, batch_id)
+    assert done.phone_status == "failed"
+    assert [i.status for i in done.items] == ["failed"] and "PIN" in done.items[0].message
+    assert len(revisions_of(ctx, document_id)) == 1 and state_of(ctx, document_id) == "draft"
+
+
+def test_the_service_away_is_reported_and_the_requests_stay_waiting(
+    remote_tokens: Any, tmp_path: Path, dev_pki: Path, db_url: str, phone: Phone
+) -> None:
+    from esign.services.demo import seed_people
+    from esign.services.migrate import upgrade
+    from tests.conftest import DEMO_PEOPLE
+
+    running = start_service(remote_tokens, tmp_path / "away")
+    settings = remote_settings(tmp_path, dev_pki, db_url, running.url)
+    upgrade(settings)
+    ctx = remote_context(settings, running.url)
+    try:
+        seed_people(ctx, DEMO_PEOPLE)
+        chair = person(ctx, "chair")
+        ids = [memo_for_approval(ctx, TITLES[0])]
+        start = meeting.approve_selected(ctx, chair, ids)
+        running.stop()
+        away = meeting.batch_status(ctx, chair, start.batch_id)
+        assert "cannot be reached" in away.provider_error
+        assert [i.status for i in away.items] == ["waiting"]
+        # back again (same database and port): the confirmation goes on
+        running = start_service(remote_tokens, tmp_path / "away", port=running.port)
+        confirm(phone, running, start.batch_id)
+        assert [i.status for i in meeting.batch_status(ctx, chair, start.batch_id).items] == ["signed"]
+    finally:
+        ctx.close()
+        running.stop()

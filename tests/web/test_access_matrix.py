@@ -48,7 +48,9 @@ def world(sqlite_demo: Context) -> dict[str, object]:
         code = session.scalar(select(WorkflowInstance).where(WorkflowInstance.document_id == document_id)
                               ).document.public_code
     return {"document_id": document_id, "request_id": request_id, "user_id": officer.id,
-            "certificate_id": certificate_id, "n": 1, "public_code": code}
+            "certificate_id": certificate_id, "n": 1, "public_code": code,
+            # a phone confirmation (meeting mode) is looked up among the signed-in officer's own
+            "batch_id": "no-such-confirmation"}
 
 
 def _routes(app: Flask, world: dict[str, object]) -> list[tuple[str, str, str]]:
