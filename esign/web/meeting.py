@@ -21,6 +21,7 @@ from flask_login import login_required
 
 from esign.errors import EsignError, NotFound
 from esign.services import meeting
+from esign.web.auth import reauth_required
 from esign.web.helpers import esign_ctx, me, translate_error
 
 bp = Blueprint("meeting", __name__, url_prefix="/meeting")
@@ -33,14 +34,6 @@ def _message(template: str, params: dict[str, object] | None = None) -> str:
     if not template:
         return ""
     return _(template, **(params or {}))  # type: ignore[no-any-return]
-
-
-def _reauth(view: Any) -> Any:
-    """Re-authentication before signing, when the app has it (esign.web.auth.reauth_required)."""
-    from esign.web import auth
-
-    decorator = getattr(auth, "reauth_required", None)
-    return decorator(back="meeting.index")(view) if decorator is not None else view
 
 
 @bp.get("/")
@@ -59,7 +52,7 @@ def index() -> Any:
 
 @bp.post("/approve")
 @login_required
-@_reauth
+@reauth_required(back="meeting.index")
 def approve() -> Any:
     ids = []
     for value in request.form.getlist("document"):
