@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -95,11 +96,15 @@ class World:
             return cert
 
 
-@pytest.fixture
-def world(sqlite_demo: Context) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, dev_pki: Path) -> Iterator[World]:
+    """One demo ward (SQLite) for a whole module: each test judges what it changes by counting."""
+    from esign.services.demo import seed_people
     from esign.web import create_app
+    from tests.conftest import DEMO_PEOPLE, _context, make_settings
 
-    ctx = sqlite_demo
+    ctx = _context(make_settings(tmp_path_factory.mktemp("fuzz"), dev_pki))
+    seed_people(ctx, DEMO_PEOPLE)
     app = create_app(ctx=ctx)
     officer = World(app, ctx, 0, b"", b"", b"").user("nguyenvana")
     document_id = documents.compose_document(ctx, officer, EXAMPLE_MEMO)
@@ -109,3 +114,4 @@ def world(sqlite_demo: Context) -> Iterator[World]:
                                     .where(DocumentVersion.document_id == document_id).order_by(Revision.index)))
         r0, r1 = (ctx.blobs.read(r.sha256) for r in rows[:2])
     yield World(app, ctx, document_id, layout.original_of(r0), r0, r1)
+    ctx.close()
