@@ -283,6 +283,9 @@ def load_settings(
     }
     built["database"] = _anchor_sqlite(built["database"], root)  # type: ignore[arg-type]
     settings = Settings(root=root, **built)  # type: ignore[arg-type]
+    if settings.is_production and env.get("ESIGN_FAULT_POINT"):
+        raise ConfigError(f"{source}: ESIGN_FAULT_POINT makes the server kill itself (crash tests only); "
+                          "unset it in production")
     _check(settings, source)
     return settings
 

@@ -56,7 +56,7 @@ from esign.models import (
     Unit,
     User,
 )
-from esign.services import audit, blobs
+from esign.services import audit, blobs, faults
 from esign.services.access import get_visible
 from esign.services.context import Context
 from esign.services.documents import (
@@ -310,6 +310,8 @@ def request_signature(
         session.flush()
         audit.record(session, "signature.requested", actor=actor, document=document, request=request.id,
                      action=action, field=field, certificate=certificate.fingerprint, backend=certificate.backend)
+        faults.point(ctx.settings, "signing.prepare_before_commit")
+        faults.on_commit(session, ctx.settings, "signing.after_prepare")
         backend = ctx.backends.get(certificate.backend)
         if backend is not None and not ask_device:
             return _outcome(request)
@@ -359,6 +361,8 @@ def _finish(session: Session, ctx: Context, request: SignatureRequest, value: by
     request.status, request.completed_at, request.result_revision_id = "completed", ctx.now(), revision.id
     audit.record(session, "signature.completed", actor=actor, document=document, request=request.id,
                  revision=revision.index, sha256=revision.sha256)
+    faults.point(ctx.settings, "signing.before_commit")
+    faults.on_commit(session, ctx.settings, "signing.after_commit")
     return revision
 
 
@@ -450,6 +454,7 @@ def complete_signature(ctx: Context, request_id: str, value: bytes, *, actor: Us
             if request.status in TERMINAL:
                 raise SigningError("This signature request is %(status)s; start the signature again", status=request.status)
             _expire_if_due(ctx, request)
+            faults.point(ctx.settings, "signing.value_received")
             signer = session.get(User, request.user_id)
             revision = _finish(session, ctx, request, value, document, signer)
             return _outcome(request, revision.index)
