@@ -2,7 +2,9 @@
 
 SQLite is the embedded default; PostgreSQL by URL. On SQLite every connection
 gets foreign keys, WAL and a busy timeout, so that writers queue rather than
-fail while one of them holds the write lock.
+fail while one of them holds the write lock. On PostgreSQL a connection the
+server dropped (a restart, a fail-over) is noticed and replaced when it is
+taken from the pool; the web layer answers 503 while no connection can be made.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from esign.config import Settings
+
+#: seconds to wait for PostgreSQL to accept a new connection
+CONNECT_TIMEOUT = 5
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -37,7 +42,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # a pooled connection the server dropped is replaced before use (pre-ping); a database that
+    # does not answer fails the request within seconds rather than holding its thread
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
 class Database:

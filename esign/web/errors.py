@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, make_response, render_template
+from flask import Flask, current_app, g, jsonify, make_response, render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from esign.errors import EsignError
@@ -30,6 +32,10 @@ HTTP_MESSAGES = {
     429: ("too_many_requests", _l("Too many requests; wait a moment and try again.")),
     500: ("internal", _l("Something went wrong on the server. The error was logged; try again later.")),
 }
+
+#: the database refused, dropped or timed out the connection: the transaction rolled back whole
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+DATABASE_UNAVAILABLE_MESSAGE = _l("The database is unavailable for a moment; nothing was changed. Try again.")
 
 
 def error_response(status: int, code: str, message: str) -> Any:
@@ -65,10 +71,23 @@ def _http_error(error: HTTPException) -> Any:
     return response
 
 
+def _database_unavailable(error: Exception) -> Any:
+    # the driver's first line only: the statement and its parameters stay out of the log
+    reason = str(getattr(error, "orig", None) or type(error).__name__).splitlines()
+    log.warning("database unavailable: %s", reason[0] if reason else type(error).__name__)
+    # the signed-in officer cannot be loaded either: the page is rendered as for a visitor
+    g._login_user = current_app.login_manager.anonymous_user()
+    response = error_response(503, "database_unavailable", str(DATABASE_UNAVAILABLE_MESSAGE))
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def _internal_error(error: Exception) -> Any:
     original = getattr(error, "original_exception", None) or error
     if isinstance(original, EsignError):
         return _esign_error(original)
+    if isinstance(original, DATABASE_UNAVAILABLE):
+        return _database_unavailable(original)
     log.error("unhandled error", exc_info=original)
     code, message = HTTP_MESSAGES[500]
     return error_response(500, code, str(message))
@@ -77,6 +96,8 @@ def _internal_error(error: Exception) -> Any:
 def init_app(app: Flask) -> None:
     app.register_error_handler(EsignError, _esign_error)
     app.register_error_handler(CSRFError, _csrf_error)
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, _database_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(Exception, _internal_error)
