@@ -259,3 +259,33 @@ def test_the_service_away_is_reported_and_the_requests_stay_waiting(
     finally:
         ctx.close()
         running.stop()
+
+
+def test_a_demo_seeded_before_the_service_moves_its_mobile_certificates(
+    meeting_settings: Any, service: RemoteService
+) -> None:
+    """`esign demo` on a database seeded without esign-remote: the same certificates move to it."""
+    import dataclasses
+
+    from esign.services.context import make_backends
+    from esign.services.demo import seed_people, use_remote_mobile_certificates
+    from tests.conftest import DEMO_PEOPLE
+
+    local = dataclasses.replace(meeting_settings, signing=dataclasses.replace(
+        meeting_settings.signing, backends=("softkey", "agent")))
+    before = Context.create(local, backends=make_backends(local))
+    try:
+        seed_people(before, DEMO_PEOPLE)
+        assert mobile_backend_of(before, person(before, "chair")) == "softkey"
+    finally:
+        before.close()
+    ctx = remote_context(meeting_settings, service.url)
+    try:
+        moved = use_remote_mobile_certificates(ctx)
+        # the test service holds the officer's and the chair's mobile keys, not the others'
+        assert sorted(moved) == ["nguyenthiquynhtrieu-mobile", "nguyenvana-mobile"]
+        assert mobile_backend_of(ctx, person(ctx, "chair")) == "csc"
+        assert mobile_backend_of(ctx, person(ctx, "adviser")) == "softkey"
+        assert use_remote_mobile_certificates(ctx) == []  # once
+    finally:
+        ctx.close()
