@@ -76,9 +76,13 @@ pki-services: pki
 	  echo "PKI services on http://127.0.0.1:$(PKI_PORT)/ (pid $$(cat var/pki-services.pid))"; \
 	fi
 
-# esign-remote's tokens (the demo people's mobile keys), configuration and secrets
+# esign-remote's tokens (the demo people's mobile keys), configuration and secrets; done again
+# only when the development PKI, the script or the port changed
 remote: pki
-	$(BIN)/python keys/remote.py keys/dev --port $(REMOTE_PORT)
+	@stamp="$(REMOTE_DIR)/.ready-$(REMOTE_PORT)"; \
+	if [ -f "$$stamp" ] && [ "$$stamp" -nt keys/dev/people.json ] && [ "$$stamp" -nt keys/remote.py ] \
+	   && [ -f $(REMOTE_DIR)/secrets.env ]; then echo "esign-remote set up ($(REMOTE_DIR))"; \
+	else rm -f $(REMOTE_DIR)/.ready-*; $(BIN)/python keys/remote.py keys/dev --port $(REMOTE_PORT) && touch "$$stamp"; fi
 
 # Starts esign-remote in the background unless something already answers on the port;
 # log in var/remote.log, stop with: kill $$(cat var/remote.pid)
