@@ -476,3 +476,24 @@ def report_command(state: _State, unit_code: str, first: str, last: str, fmt: st
         for s in report.steps:
             click.echo(f"  {s.name.get('vi', s.state):12} {n(s.count):>8} steps, average "
                        f"{reports.vn_hours(s.avg_hours)}, waiting now {n(s.waiting)}")
+
+
+# --- Web Push ----------------------------------------------------------------------------------
+
+
+@main.command("push-keys")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the VAPID private key (default: [notifications] vapid_private_key_file).")
+@pass_state
+def push_keys(state: _State, out: Path | None) -> None:
+    """Make the server's VAPID key for Web Push (once; an existing key is kept) and print its public key."""
+    from esign.services.push import load_vapid_key, make_vapid_key, public_key_of, vapid_key_path
+
+    settings = state.settings
+    path = out or vapid_key_path(settings)
+    made = make_vapid_key(path)
+    if out is not None:
+        settings = settings.replace(notifications={"vapid_private_key_file": str(path.resolve())})
+    key = load_vapid_key(settings)
+    click.echo(f"{'made' if made else 'kept'} {path}")
+    click.echo(f"public key (applicationServerKey): {public_key_of(key)}")

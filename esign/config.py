@@ -131,6 +131,25 @@ class Pkcs11Settings:
 
 
 @dataclass(frozen=True)
+class NotificationSettings:
+    """Live updates of new work in open pages, and Web Push to officers' phones."""
+
+    #: seconds between two checks for new work by an open page (it pauses while hidden)
+    poll_seconds: int = 20
+    #: send Web Push messages to the browsers officers enabled them on
+    push_enabled: bool = True
+    #: PEM file of the server's VAPID private key (P-256); empty: ``vapid.pem`` in
+    #: [pki] dev_dir, made on first use (development only; set it in production)
+    vapid_private_key_file: str = ""
+    #: contact the push services are given in the VAPID claim (mailto: or https:)
+    vapid_subject: str = "mailto:esign@localhost"
+    #: seconds one delivery to a push service may take
+    push_timeout_seconds: int = 5
+    #: seconds a push service keeps an undelivered message
+    push_ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -141,6 +160,7 @@ class Settings:
     signing: SigningSettings = field(default_factory=SigningSettings)
     pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
     csc: CscSettings = field(default_factory=CscSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     #: folder that relative paths were resolved against
     root: Path = Path(".")
 
@@ -314,6 +334,12 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [pki] revocation must be hard-fail or soft-fail")
     if settings.signing.request_ttl_minutes < 1:
         raise ConfigError(f"{source}: [signing] request_ttl_minutes must be at least 1")
+    notifications = settings.notifications
+    if notifications.poll_seconds < 2 or notifications.push_timeout_seconds < 1:
+        raise ConfigError(f"{source}: [notifications] poll_seconds must be at least 2 and "
+                          "push_timeout_seconds at least 1")
+    if notifications.push_enabled and not notifications.vapid_subject.startswith(("mailto:", "https:")):
+        raise ConfigError(f"{source}: [notifications] vapid_subject must be a mailto: or https: address")
     if settings.is_production:
         if not settings.app.https:
             raise ConfigError(f"{source}: [app] https must be true in production (secure cookies)")
@@ -325,4 +351,9 @@ def _check(settings: Settings, source: str) -> None:
         if "softkey" in settings.signing.backends or settings.signing.seal_backend == "softkey":
             raise ConfigError(
                 f"{source}: [signing] the softkey backend holds keys in files and is for development only"
+            )
+        if settings.notifications.push_enabled and not settings.notifications.vapid_private_key_file:
+            raise ConfigError(
+                f"{source}: [notifications] vapid_private_key_file must name the server's VAPID key in "
+                "production (make one with: esign push-keys)"
             )

@@ -114,6 +114,13 @@ class Conflict(EsignError):
     code = "conflict"
 
 
+class SubscriptionRefused(EsignError):
+    """A browser's Web Push subscription cannot be stored (malformed, or push is turned off)."""
+
+    status = 400
+    code = "push_subscription"
+
+
 class IntegrityError(EsignError):
     """Stored data broke an invariant (hash mismatch, prefix broken, chain broken)."""
 

@@ -7,6 +7,7 @@ write (esign/services).
 from esign.models.base import Base, utcnow
 from esign.models.idempotency import IdempotencyKey
 from esign.models.notifications import Notification, SentReminder
+from esign.models.push import PushSubscription
 from esign.models.tables import (
     ROLES,
     AuditEvent,
@@ -38,9 +39,10 @@ __all__ = [
     "Delegation",
     "Document",
     "DocumentVersion",
-    "Notification",
     "IdempotencyKey",
+    "Notification",
     "NumberSequence",
+    "PushSubscription",
     "Revision",
     "SentReminder",
     "SignatureRequest",

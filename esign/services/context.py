@@ -37,13 +37,15 @@ class Context:
     calendar: WorkingCalendar
     backends: dict[str, Backend] = field(default_factory=dict)
     clock: Callable[[], datetime] = utcnow
+    #: the Web Push sender (esign.services.push), None when push is off
+    push: Any = field(default=None, repr=False)
     _trust_roots: tuple[Any, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, *, backends: dict[str, Backend] | None = None) -> Context:
         folder = settings.workflows.definitions
         calendar_file = folder / "calendar-vn.toml"
-        return cls(
+        ctx = cls(
             settings=settings,
             db=Database(settings),
             blobs=BlobStore(settings.storage.blobs),
@@ -51,6 +53,11 @@ class Context:
             calendar=load_calendar(calendar_file) if calendar_file.exists() else WorkingCalendar(),
             backends=backends if backends is not None else make_backends(settings),
         )
+        from esign.services import push
+
+        # committed new work is pushed to the officers' phones
+        ctx.push = push.install(ctx)
+        return ctx
 
     def now(self) -> datetime:
         return self.clock()
@@ -99,6 +106,8 @@ class Context:
         return deferred.validation_context(self.trust_roots(), revocation=self.settings.pki.revocation)
 
     def close(self) -> None:
+        if self.push is not None:
+            self.push.close()
         self.db.dispose()
 
 

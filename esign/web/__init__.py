@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
         app.register_blueprint(module.bp)
     from esign.web import reports  # the unit report, escalation and notifications
     app.register_blueprint(reports.bp)
+    from esign.web import live  # live updates of new work, the service worker, Web Push
+    live.init_app(app)
     from esign.web import meeting  # meeting mode and the "confirm on your phone" page
     meeting.init_app(app)
     return app
