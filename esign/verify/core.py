@@ -29,7 +29,7 @@ from typing import Any
 from asn1crypto import crl, ocsp, pem, x509
 from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.decode_limits import DecodeLimits
-from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, DiffResult, ModificationLevel
 from pyhanko.sign.diff_analysis.policy_api import SuspiciousModification
 from pyhanko.sign.fields import FieldMDPSpec, MDPPerm, enumerate_sig_fields
@@ -55,6 +55,7 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidator
 
 from esign.errors import VerificationError
+from esign.verify import fastparse
 from esign.verify.report import (
     Change,
     Finding,
@@ -64,6 +65,8 @@ from esign.verify.report import (
     decide,
     split_findings,
 )
+
+fastparse.install()  # pyHanko's hex-string and issuer/serial hot spots, same behaviour
 
 SIG_SUBFILTERS = {"/adbe.pkcs7.detached", "/ETSI.CAdES.detached"}
 TS_SUBFILTERS = {"/ETSI.RFC3161"}
@@ -368,6 +371,294 @@ class _Revinfo:
 # --- the analysis -------------------------------------------------------------------------
 
 
+_GRAPH_DEPTH_LIMIT = 200  # deeper object graphs take pyHanko's own (recursive) path map
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Resolver(HistoricalResolver):
+    """A historical revision that maps the paths to an object only when asked.
+
+    pyHanko's difference analysis asks the older revision of each pair for
+    every path from the trailer to the few objects the newer one overwrote
+    (the form, a field, its appearance). pyHanko enumerates every path to
+    every object of the revision for that (each font and image once per page
+    that uses it): about half of verifying a multi-signature memo. This
+    resolver builds the revision's object graph once, and for each object
+    asked about walks only the objects that can reach it, with pyHanko's
+    rules (no /Parent, the canonical page-tree path, the structure tree
+    entered only from the root); every other branch contributes no path to it,
+    so the answer is the same set of paths. Anything unusual while building
+    the graph (an unreadable object, nesting deeper than
+    ``_GRAPH_DEPTH_LIMIT``) falls back to pyHanko's own map, errors included.
+    """
+
+    def __init__(self, reader: PdfFileReader, revision: int) -> None:
+        super().__init__(reader, revision)
+        self._parents: dict[Any, set[Any]] | None = None
+        self._page_tree: dict[Any, Any] = {}
+        self._struct_tree: set[Any] = set()
+        self._paths: dict[Any, set[RawPdfPath]] = {}
+
+    def _load_reverse_xref_cache(self) -> None:
+        if self._indirect_object_access_cache is not None or self._parents is not None:
+            return
+        try:
+            self._page_tree, self._struct_tree = self._special_trees()
+            self._parents = self._object_graph()
+        except Exception:  # noqa: BLE001 - pyHanko's own map decides, and raises what it raises
+            self._parents = None
+            super()._load_reverse_xref_cache()
+
+    def _get_usages_of_ref(self, ref: generic.Reference) -> set[RawPdfPath]:
+        if self._parents is None:
+            return super()._get_usages_of_ref(ref)
+        try:
+            return self._paths[ref]
+        except KeyError:
+            pass
+        # one walk serves the objects the next revision overwrites: what the analysis asks about
+        # and the form's fields, widgets and appearances (the form rules ask about those)
+        batch = {ref} | self._form_refs()
+        if self.revision + 1 < self.reader.xrefs.total_revisions:
+            batch |= set(self.reader.xrefs.explicit_refs_in_revision(self.revision + 1))
+        batch -= self._paths.keys()
+        self._paths.update(self._paths_to(batch))
+        return self._paths[ref]
+
+    def _form_refs(self, limit: int = 5_000) -> set[Any]:
+        """Objects up to four references below the form's /Fields (fields, kids, appearances)."""
+        out: set[Any] = set()
+        try:
+            fields = self.root["/AcroForm"].raw_get("/Fields")
+            level = set(_references_in(fields))
+            if isinstance(fields, generic.IndirectObject):
+                level.add(fields.reference)
+            for _ in range(4):
+                level -= out
+                out |= level
+                if not level or len(out) > limit:
+                    break
+                nxt: set[Any] = set()
+                for ref in level:
+                    nxt.update(_references_in(self(ref)))
+                level = nxt
+        except Exception:  # noqa: BLE001 - only a hint of what to map in one walk
+            return out
+        return out
+
+    def _special_trees(self) -> tuple[dict[Any, Any], set[Any]]:
+        """Page-tree nodes with their canonical path; structure elements (as pyHanko)."""
+        pages_ref = self.root.raw_get("/Pages")
+        pages_path = misc.ConsList.sing("/Root").cons("/Pages")
+        page_tree: dict[Any, Any] = {}
+        if isinstance(pages_ref, generic.IndirectObject):
+            page_tree[pages_ref.reference] = pages_path
+        stack = [(pages_ref.get_object(), pages_path, 0)]
+        while stack:
+            node, path, depth = stack.pop()
+            if depth > _GRAPH_DEPTH_LIMIT:
+                raise _TooDeep()
+            found = []
+            for ix, kid in enumerate(node["/Kids"]):
+                kid_path = path.cons("/Kids").cons(ix)
+                if isinstance(kid, generic.IndirectObject):
+                    if kid.reference in page_tree:
+                        raise _TooDeep()  # pyHanko's own map reports the circular page tree
+                    page_tree[kid.reference] = kid_path
+                kid_obj = kid.get_object()
+                if kid_obj.get("/Type", None) == "/Pages":
+                    found.append((kid_obj, kid_path, depth + 1))
+            stack.extend(reversed(found))
+        struct_tree: set[Any] = set()
+        try:
+            root = self.root.raw_get("/StructTreeRoot").get_object()
+        except KeyError:
+            return page_tree, struct_tree
+        todo = [(root, 0)]
+        while todo:
+            elem, depth = todo.pop()
+            if depth > _GRAPH_DEPTH_LIMIT:
+                raise _TooDeep()
+            try:
+                children = elem["/K"]
+            except KeyError:
+                continue
+            if not isinstance(children, generic.ArrayObject):
+                children = (children,)
+            for child in children:
+                child_ref = None
+                if isinstance(child, generic.IndirectObject):
+                    child_ref = child.reference
+                    child = child.get_object()
+                if not isinstance(child, generic.DictionaryObject):
+                    continue
+                try:
+                    if child["/Type"] != "/StructElem":
+                        continue
+                except KeyError:
+                    pass
+                if child_ref is not None:
+                    if child_ref in struct_tree:
+                        raise _TooDeep()  # circular structure tree: pyHanko's map reports it
+                    struct_tree.add(child_ref)
+                todo.append((child, depth + 1))
+        return page_tree, struct_tree
+
+    def _object_graph(self) -> dict[Any, set[Any]]:
+        """Every object reachable from the trailer (any key) -> the objects that refer to it.
+
+        The references inside one stored version of an object are the same in
+        every revision that sees that version: they are kept on the reader.
+        """
+        reader = self.reader
+        edges: dict[tuple[Any, ...], tuple[Any, ...]] = reader._edges  # type: ignore[attr-defined]
+        xrefs = reader.xrefs
+        parents: dict[Any, set[Any]] = {}
+        seen: set[Any] = set()
+        todo: list[Any] = [None]  # None: the trailer
+        while todo:
+            owner = todo.pop()
+            if owner is None:
+                kids = _references_in(self.trailer_view)
+            else:
+                marker = xrefs.get_historical_ref(owner, self.revision)
+                key = (owner.idnum, owner.generation, marker)
+                kids = edges.get(key)  # type: ignore[assignment]
+                if kids is None:
+                    kids = edges[key] = _references_in(self(owner))
+            for ref in kids:
+                parents.setdefault(ref, set()).add(owner)
+                if ref not in seen:
+                    seen.add(ref)
+                    todo.append(ref)
+        return parents
+
+    def _paths_to(self, targets: set[Any]) -> dict[Any, set[RawPdfPath]]:
+        """pyHanko's walk from the trailer, restricted to the objects that can reach a target."""
+        assert self._parents is not None
+        found: dict[Any, set[Any]] = {t: set() for t in targets}
+        ancestors: set[Any] = set()
+        todo = [t for t in targets if t in self._parents]
+        while todo:
+            for parent in self._parents.get(todo.pop(), ()):
+                if parent is not None and parent not in ancestors:
+                    ancestors.add(parent)
+                    todo.append(parent)
+        page_tree, struct_tree = self._page_tree, self._struct_tree
+        root_only = misc.ConsList.sing("/Root")
+        stack: list[tuple[Any, Any, Any, bool]] = [
+            (self.trailer_view, misc.ConsList.empty(), misc.ConsList.empty(), False)
+        ]
+        while stack:
+            obj, cur_path, seen_in_path, in_struct = stack.pop()
+            if isinstance(obj, generic.IndirectObject):
+                ref = obj.reference
+                if ref in seen_in_path:
+                    continue
+                paths = found.get(ref)
+                if paths is not None:
+                    paths.add(cur_path)
+                if ref not in ancestors:
+                    continue  # no target below it
+                seen_in_path = seen_in_path.cons(ref)
+                if page_tree.get(ref, cur_path) != cur_path:
+                    continue
+                if not in_struct and ref in struct_tree:
+                    continue
+                obj = self(ref)
+            if isinstance(obj, generic.DictionaryObject):
+                for k, v in obj.items():
+                    if k == "/Parent" or (in_struct and k == "/P"):
+                        continue
+                    stack.append(
+                        (
+                            v,
+                            cur_path.cons(k),
+                            seen_in_path,
+                            in_struct
+                            or (
+                                cur_path.head == "/StructTreeRoot"
+                                and k == "/K"
+                                and cur_path.tail == root_only
+                            ),
+                        )
+                    )
+            elif isinstance(obj, generic.ArrayObject):
+                for ix, v in enumerate(obj):
+                    stack.append((v, cur_path.cons(ix), seen_in_path, in_struct))
+        return {t: {RawPdfPath(*reversed(list(p))) for p in ps} for t, ps in found.items()}
+
+
+def _references_in(obj: Any) -> tuple[Any, ...]:
+    """The indirect references in one object's direct content (nested dictionaries, arrays)."""
+    out = []
+    inner = [(obj, 0)]
+    while inner:
+        item, depth = inner.pop()
+        if depth > _GRAPH_DEPTH_LIMIT:
+            raise _TooDeep()
+        if isinstance(item, generic.IndirectObject):
+            out.append(item.reference)
+        elif isinstance(item, generic.DictionaryObject):
+            inner.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, generic.ArrayObject):
+            inner.extend((v, depth + 1) for v in item)
+    return tuple(out)
+
+
+class _Reader(PdfFileReader):
+    """A PdfFileReader that parses each stored object version once per document.
+
+    pyHanko caches the current version of every object, but re-reads an
+    object's older version from the file for every historical revision that
+    looks at it (the form, the catalogue and the signature fields change in
+    every revision, so a chain of n signatures re-parsed them about n² times).
+    The bytes at one position of the file are one object whichever revision
+    asks; historical resolvers copy ("subsume") what they get, as they do for
+    the shared current versions, so sharing the parse changes nothing else.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_position: dict[tuple[Any, ...], Any] = {}
+        self._edges: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # for _Resolver
+
+    def get_object(
+        self,
+        ref,
+        revision=None,
+        never_decrypt=False,
+        transparent_decrypt=True,
+        as_metadata_stream=False,
+    ):  # type: ignore[no-untyped-def]
+        if revision is None or self.encrypted:
+            return super().get_object(
+                ref, revision, never_decrypt, transparent_decrypt, as_metadata_stream
+            )
+        marker = self.xrefs.get_historical_ref(ref, revision)
+        if marker is None:  # pyHanko's warning and null object, uncached
+            return super().get_object(
+                ref, revision, never_decrypt, transparent_decrypt, as_metadata_stream
+            )
+        key = (ref.idnum, ref.generation, marker, as_metadata_stream)
+        obj = self._by_position.get(key)
+        if obj is None:
+            obj = super().get_object(
+                ref, revision, never_decrypt, transparent_decrypt, as_metadata_stream
+            )
+            self._by_position[key] = obj
+        return obj
+
+    def get_historical_resolver(self, revision: int) -> HistoricalResolver:
+        cache = self._historical_resolver_cache
+        if revision not in cache:
+            cache[revision] = _Resolver(self, revision)
+        return cache[revision]
+
+
 class _Malformed(Exception):
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(detail)
@@ -510,9 +801,7 @@ class _Verifier:
             raise _Malformed("pdf.too_large", f"{len(data)} bytes > {self.limits.max_bytes}")
         if b"%PDF-" not in data[:1024]:
             raise _Malformed("pdf.not_pdf")
-        reader = PdfFileReader(
-            io.BytesIO(data), strict=False, decode_limits=self.limits.decode_limits
-        )
+        reader = _Reader(io.BytesIO(data), strict=False, decode_limits=self.limits.decode_limits)
         if reader.encrypted:
             raise _Malformed("pdf.encrypted")
         self.reader = reader
