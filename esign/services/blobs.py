@@ -65,6 +65,35 @@ class BlobStore:
             raise IntegrityError("Stored file %(name)s… does not match its hash", name=sha256[:12])
         return data
 
+    def is_prefix_of(self, sha256: str, data: bytes, *, chunk: int = 1 << 20) -> bool:
+        """Whether the stored file is a proper prefix of ``data`` (and still matches its hash).
+
+        The file is compared as it is read, a chunk at a time, instead of being
+        read whole: for a 10 MB document that is one copy less in memory.
+        """
+        path = self.path(sha256)
+        try:
+            size = path.stat().st_size
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise IntegrityError("Stored file %(name)s… is missing from the blob store", name=sha256[:12]) from None
+        if size >= len(data):
+            handle.close()
+            return False
+        view = memoryview(data)
+        hasher = hashlib.sha256()
+        buffer = bytearray(chunk)
+        offset = 0
+        with handle:
+            while (n := handle.readinto(buffer)) > 0:
+                if offset + n > size or view[offset : offset + n] != memoryview(buffer)[:n]:
+                    return False
+                hasher.update(memoryview(buffer)[:n])
+                offset += n
+        if offset != size or hasher.hexdigest() != sha256:
+            raise IntegrityError("Stored file %(name)s… does not match its hash", name=sha256[:12])
+        return True
+
     def names(self) -> set[str]:
         if not self.root.exists():
             return set()

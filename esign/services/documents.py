@@ -125,13 +125,11 @@ def append_revision(
     previous = session.scalar(
         select(Revision).where(Revision.version_id == version.id).order_by(Revision.index.desc()).limit(1)
     )
-    if previous is not None:
-        head = ctx.blobs.read(previous.sha256)
-        if len(data) <= len(head) or not data.startswith(head):
-            raise IntegrityError(
-                "Revision %(next)s of version %(version)s does not extend revision %(index)s; it was not stored",
-                next=previous.index + 1, version=version.number, index=previous.index,
-            )
+    if previous is not None and not ctx.blobs.is_prefix_of(previous.sha256, data):
+        raise IntegrityError(
+            "Revision %(next)s of version %(version)s does not extend revision %(index)s; it was not stored",
+            next=previous.index + 1, version=version.number, index=previous.index,
+        )
     digest = blobs.store(session, ctx.blobs, data)
     revision = Revision(
         version_id=version.id,

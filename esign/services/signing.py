@@ -286,6 +286,8 @@ def request_signature(
         prepared = deferred.prepare_signature(read_revision(ctx, head), spec, bundle,
                                               timestamp=ctx.timestamper() is not None)
         prepared_sha = blobs.store(session, ctx.blobs, prepared.prepared_pdf)
+        # _finish reads the prepared PDF back from the store: not a second copy in memory meanwhile
+        prepared = dataclasses.replace(prepared, prepared_pdf=b"")
         request = SignatureRequest(
             id=str(uuid.uuid4()),
             document_id=document.id,
@@ -298,7 +300,7 @@ def request_signature(
             backend=certificate.backend,
             base_revision_id=head.id,
             prepared_sha256=prepared_sha,
-            prepared_json=dataclasses.replace(prepared, prepared_pdf=b"").to_json(),
+            prepared_json=prepared.to_json(),
             tbs=prepared.tbs,
             args_json=json.dumps({"comment": comment, "advisers": list(advisers), "fill": fill},
                                  ensure_ascii=False),
