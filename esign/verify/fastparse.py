@@ -59,11 +59,26 @@ def read_hex_string_from_stream(stream: Any) -> Any:
     return _ORIGINAL_HEX(stream)
 
 
+_MATCHES: dict[tuple[bytes, bytes], bool] = {}
+_MATCHES_LIMIT = 4096
+
+
 def match_issuer_serial(expected_issuer_serial: Any, cert: Any) -> bool:
-    """pyHanko's issuer-and-serial match, with the cheap serial comparison first."""
+    """pyHanko's issuer-and-serial match, with the cheap serial comparison first.
+
+    The name comparison is a pure function of the two encodings, so its answer
+    is remembered (the same signers' certificates recur across an archive).
+    """
     if expected_issuer_serial["serial_number"] != cert["tbs_certificate"]["serial_number"]:
         return False
-    return bool(_ORIGINAL_MATCH(expected_issuer_serial, cert))
+    key = (expected_issuer_serial.dump(), cert.dump())
+    hit = _MATCHES.get(key)
+    if hit is None:
+        hit = bool(_ORIGINAL_MATCH(expected_issuer_serial, cert))
+        if len(_MATCHES) >= _MATCHES_LIMIT:
+            _MATCHES.clear()
+        _MATCHES[key] = hit
+    return hit
 
 
 def install() -> None:

@@ -181,8 +181,16 @@ def verify_path(
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def _work(path: str) -> Report:
-    return verify_path(path, _WORKER["trust"], _WORKER["limits"], _WORKER["validation_time"])
+def _work(paths: list[str]) -> list[Report]:
+    return [
+        verify_path(p, _WORKER["trust"], _WORKER["limits"], _WORKER["validation_time"])
+        for p in paths
+    ]
+
+
+def _chunk_size(total: int, jobs: int) -> int:
+    """Files per task: one for short runs (balance), up to 8 for long ones (fewer round trips)."""
+    return max(1, min(8, total // (jobs * 16)))
 
 
 def verify_many(
@@ -193,50 +201,74 @@ def verify_many(
     limits: Limits = DEFAULT_LIMITS,
     validation_time: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    chunk_size: int | None = None,
 ) -> Iterator[tuple[Path, Report]]:
     """Verify files over a process pool (all cores by default); yields (path, report) as they finish.
 
-    One validation time serves the whole run, so certificate path outcomes are
-    cached across files. If a worker dies, the files it had not finished are
-    verified again one by one in isolation, so one crash costs one file.
+    One pool serves the run and each worker keeps its TrustStore, so certificate
+    path outcomes are cached across files; one validation time serves the whole
+    run. Files go out in small chunks, a bounded number at a time (a long audit
+    does not queue every file up front). If a worker dies, the files of the
+    chunks it held are verified again one by one in isolation (one crash costs
+    one file) and the rest continue on a fresh pool.
     """
     todo = [Path(p) for p in paths]
     total = len(todo)
     if validation_time is None:
         validation_time = datetime.now(UTC).replace(second=0, microsecond=0)
     jobs = max(1, jobs or os.cpu_count() or 1)
+    size = chunk_size or _chunk_size(total, jobs)
+    chunks = [todo[i : i + size] for i in range(0, total, size)]
+    chunks.reverse()  # pop() from the end takes them in order
     done = 0
-    pending_paths = list(todo)
-    with ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=_context(),
-        initializer=_init_worker,
-        initargs=(trust, limits, validation_time),
-    ) as pool:
-        futures: dict[Future[Report], Path] = {pool.submit(_work, str(p)): p for p in pending_paths}
-        broken: list[Path] = []
-        while futures:
-            finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                path = futures.pop(fut)
-                try:
-                    report = fut.result()
-                except BrokenProcessPool:
-                    broken.append(path)
-                    continue
-                except Exception as e:  # noqa: BLE001 - never lose a file from the audit
-                    report = failure_report("verify.crashed", None, f"{type(e).__name__}: {e}")
-                done += 1
-                if progress:
-                    progress(done, total)
-                yield path, report
-    for path in broken:
-        try:
-            data = path.read_bytes()
-            report = verify_isolated(data, trust, limits=limits, validation_time=validation_time)
-        except OSError as e:
-            report = failure_report("verify.crashed", None, f"cannot read: {e.strerror}")
-        done += 1
-        if progress:
-            progress(done, total)
-        yield path, report
+    broken: list[Path] = []
+    while chunks:
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=_context(),
+            initializer=_init_worker,
+            initargs=(trust, limits, validation_time),
+        ) as pool:
+            in_flight: dict[Future[list[Report]], list[Path]] = {}
+            pool_broken = False
+            while chunks or in_flight:
+                while chunks and not pool_broken and len(in_flight) < jobs * 2:
+                    chunk = chunks.pop()
+                    try:
+                        in_flight[pool.submit(_work, [str(p) for p in chunk])] = chunk
+                    except BrokenProcessPool:
+                        chunks.append(chunk)
+                        pool_broken = True
+                if not in_flight:
+                    break
+                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    chunk = in_flight.pop(fut)
+                    try:
+                        reports = fut.result()
+                    except BrokenProcessPool:
+                        broken.extend(chunk)
+                        pool_broken = True
+                        continue
+                    except Exception as e:  # noqa: BLE001 - never lose a file from the audit
+                        failed = failure_report("verify.crashed", None, f"{type(e).__name__}: {e}")
+                        reports = [failed] * len(chunk)
+                    for path, report in zip(chunk, reports, strict=True):
+                        done += 1
+                        if progress:
+                            progress(done, total)
+                        yield path, report
+            # a broken pool: re-verify its files in isolation, the rest on a fresh pool
+        for path in broken:
+            try:
+                data = path.read_bytes()
+                report = verify_isolated(
+                    data, trust, limits=limits, validation_time=validation_time
+                )
+            except OSError as e:
+                report = failure_report("verify.crashed", None, f"cannot read: {e.strerror}")
+            done += 1
+            if progress:
+                progress(done, total)
+            yield path, report
+        broken = []
