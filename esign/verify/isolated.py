@@ -231,6 +231,7 @@ def verify_many(
         ) as pool:
             in_flight: dict[Future[list[Report]], list[Path]] = {}
             pool_broken = False
+            finished_any = False
             while chunks or in_flight:
                 while chunks and not pool_broken and len(in_flight) < jobs * 2:
                     chunk = chunks.pop()
@@ -253,12 +254,17 @@ def verify_many(
                     except Exception as e:  # noqa: BLE001 - never lose a file from the audit
                         failed = failure_report("verify.crashed", None, f"{type(e).__name__}: {e}")
                         reports = [failed] * len(chunk)
+                    finished_any = True
                     for path, report in zip(chunk, reports, strict=True):
                         done += 1
                         if progress:
                             progress(done, total)
                         yield path, report
-            # a broken pool: re-verify its files in isolation, the rest on a fresh pool
+            # a broken pool: re-verify its files in isolation, the rest on a fresh pool,
+            # unless this pool broke before finishing anything (then all go one by one)
+            if pool_broken and not finished_any:
+                while chunks:
+                    broken.extend(chunks.pop())
         for path in broken:
             try:
                 data = path.read_bytes()
