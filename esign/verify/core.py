@@ -1187,8 +1187,16 @@ class _Verifier:
             self.add("signature.bad_value", f)
 
         # timing: the signer's claim, and a timestamp that proves it
-        ts_vc = self.trust.context(
-            moment=self.moment, other_certs=revinfo.certs, crls=revinfo.crls, ocsps=revinfo.ocsps
+        # the timestamp validation context is only built when there is a token to check
+        ts_vc = (
+            self.trust.context(
+                moment=self.moment,
+                other_certs=revinfo.certs,
+                crls=revinfo.crls,
+                ocsps=revinfo.ocsps,
+            )
+            if _has_timestamp_token(emb.signer_info)
+            else None
         )
         proven: datetime | None = None
         try:
@@ -1369,6 +1377,17 @@ class _Verifier:
                 self.add(
                     "revision.count_mismatch", detail=f"revision(s) {unrecorded} are not recorded"
                 )
+
+
+def _has_timestamp_token(signer_info: Any) -> bool:
+    """A signature or content timestamp among the attributes; True when unsure."""
+    try:
+        for signed in (False, True):
+            for _ in generic_cms.extract_tst_data_iter(signer_info, signed=signed):
+                return True
+    except Exception:  # noqa: BLE001 - let pyHanko meet the damage with a real context
+        return True
+    return False
 
 
 def _is_certification(reader: PdfFileReader, ref: Any) -> bool:
