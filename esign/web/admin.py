@@ -92,8 +92,11 @@ def _render_user(user_id: int, *, edit: UserEditForm | None = None, bind: BindFo
         for c in users.available_credentials(ctx) if (c.backend, c.credential) not in bound
     ]
     upload = upload or UploadCertificateForm(formdata=None)
+    with ctx.db.session() as session:
+        target = session.get(User, user_id)
+        totp_on = bool(target is not None and target.totp_secret)
     return render_template("admin/user.html", row=row, edit=edit, bind=bind, upload=upload, error=error,
-                           external=_external_backends()), status
+                           external=_external_backends(), totp_on=totp_on), status
 
 
 @bp.get("/users/<int:user_id>")
@@ -123,6 +126,22 @@ def edit_user(user_id: int) -> Any:
     except EsignError as e:
         return _render_user(user_id, edit=form, error=translate_error(e), status=e.status)
     flash(_("Saved."), "success")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/totp/off")
+@admin_required
+def totp_off(user_id: int) -> Any:
+    """Turn an officer's authenticator app off (a lost or replaced phone): signing asks for the password."""
+    try:
+        with esign_ctx().db.session() as session:
+            target = session.get(User, user_id)
+            if target is None:
+                raise NotFound("There is no such user")
+            users.disable_totp(session, session.get(User, me().id), target, key=b"")
+    except EsignError as e:
+        return _render_user(user_id, error=translate_error(e), status=e.status)
+    flash(_("The authenticator app is off for this officer; they can turn it on again."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 

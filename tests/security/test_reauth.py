@@ -183,3 +183,23 @@ def test_with_totp_on_signing_needs_a_fresh_code_never_the_same_twice(
                                                            "password": DEMO_PASSWORD}).status_code == 302
     with demo.db.session() as session:
         assert session.scalar(select(User.totp_secret).where(User.username == ADVISER)) == ""
+
+
+def test_an_administrator_turns_off_the_app_of_an_officer_who_lost_the_phone(demo_app: Flask, demo: Context) -> None:
+    officer = demo_app.test_client()
+    login(officer, ADVISER)
+    _enrol_totp(officer, csrf_token(officer, "/"))
+    adviser_id = user_named(demo, ADVISER).id
+    admin = demo_app.test_client()
+    login(admin, "admin")
+    page = admin.get(f"/admin/users/{adviser_id}").get_data(as_text=True)
+    assert f"/admin/users/{adviser_id}/totp/off" in page
+    # not the officer's colleagues: only an administrator
+    assert officer.post(f"/admin/users/{adviser_id}/totp/off",
+                        data={"csrf_token": csrf_token(officer, "/")}).status_code == 403
+    off = admin.post(f"/admin/users/{adviser_id}/totp/off", data={"csrf_token": csrf_token(admin, "/")})
+    assert off.status_code == 302
+    with demo.db.session() as session:
+        assert session.scalar(select(User.totp_secret).where(User.id == adviser_id)) == ""
+        assert session.scalar(select(AuditEvent.kind).order_by(AuditEvent.seq.desc()).limit(1)) == "auth.totp_disabled"
+    assert 'type="password"' in officer.get("/reauth").get_data(as_text=True)
