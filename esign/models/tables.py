@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -228,6 +229,9 @@ class StepRecord(Base):
     __tablename__ = "step_records"
     __table_args__ = (
         Index("ix_step_records_assignee_open", "assignee_id", "status", "due_at"),
+        # who may see a document: the steps one holds on someone's behalf (migration 0006)
+        Index("ix_step_records_principal", "principal_id", postgresql_where=text("principal_id IS NOT NULL"),
+              sqlite_where=text("principal_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
