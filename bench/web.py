@@ -9,14 +9,19 @@
 2. Serves the app with waitress (threads=8) on 127.0.0.1:<free port> in a
    subprocess, with the bench PKI's OCSP/TSA services answering on loopback.
 3. 50 virtual users (aiohttp, one cookie jar each) log in and hit the inbox
-   and document pages until a bounded number of requests or a time cap; at
+   and document pages until a bounded number of requests or a time cap, each
+   pausing a think time between two requests (uniform, 0.5-1.5 x ``--think``,
+   default 1 s: 50 people clicking about once a second, far busier than a
+   ward's office; ``--think 0`` sends back to back, which measures the
+   server's saturation throughput, where latency is queueing: 50 / req/s); at
    the same time a few of them, as the chair, approve the prepared documents
    (a real signature each: POST /documents/<id>/sign, redirect not followed).
 
-Reports p50/p95/p99 and requests/s per kind. The load generator shares the
-machine's cores with the server.
+Reports p50/p95/p99 and requests/s per kind, the server's CPU time per read
+(load-independent-ish) and the load average. The load generator shares the
+machine's cores with the server. The last line names p95 per page.
 
-    .venv/bin/python bench/web.py [--quick]
+    .venv/bin/python bench/web.py [--quick] [--think SECONDS]
 """
 
 from __future__ import annotations
@@ -234,8 +239,9 @@ def serve(folder: Path, port: int) -> None:
     from esign.web import create_app
 
     logging.basicConfig(level=logging.WARNING)
-    app = create_app(settings_for(folder))
-    waitress_serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
+    settings = settings_for(folder)
+    app = create_app(settings)
+    waitress_serve(app, host="127.0.0.1", port=port, threads=settings.server.threads, _quiet=True)
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
@@ -274,7 +280,14 @@ async def _login(session, base: str, username: str, password: str) -> str:  # ty
         return CSRF.search(await r.text()).group(1)
 
 
-async def load(base: str, data: dict, users: int, total: int, seconds: float) -> dict:  # type: ignore[type-arg]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(base: str, data: dict, users: int, total: int, seconds: float,  # type: ignore[type-arg]
+               think: float = 1.0, server_pid: int = 0) -> dict:
     """``users`` sessions log in; then readers and approvers run until ``total`` reads or ``seconds``."""
     import aiohttp
 
@@ -325,6 +338,7 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float) ->
         if data["visible"][uid]:
             await timed("document, 1 user", get_ok(s, f"{base}/documents/{rng.choice(data['visible'][uid])}"))
     began = time.monotonic()
+    cpu_began = cpu_seconds(server_pid) if server_pid else 0.0
     stop = began + seconds
 
     async def reader(s, uid: int) -> None:  # type: ignore[no-untyped-def]
@@ -335,6 +349,8 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float) ->
                 await timed("inbox", get_ok(s, base + "/"))
             else:
                 await timed("document", get_ok(s, f"{base}/documents/{rng.choice(visible)}"))
+            if think > 0:
+                await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
     async def approve(s, token: str, doc: int) -> bool:  # type: ignore[no-untyped-def]
         form = {"csrf_token": token, "action": "approve", "certificate_id": str(data["chair_certificate"]),
@@ -353,11 +369,12 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float) ->
     await asyncio.gather(*(reader(s, uid) for s, uid in zip(readers, who, strict=True)),
                          *(approver(s, t) for s, t in zip(approvers, approver_tokens, strict=True)))
     elapsed = time.monotonic() - began
+    cpu = (cpu_seconds(server_pid) - cpu_began) if server_pid else 0.0
     for s in readers + approvers:
         await s.close()
     await connector.close()
     return {"samples": samples, "errors": errors, "elapsed": elapsed, "approved": approved,
-            "approvers": n_approvers, "readers": n_readers}
+            "approvers": n_approvers, "readers": n_readers, "server_cpu": cpu, "think": think}
 
 
 def check_approved(ctx, docs: list[int]) -> int:  # type: ignore[no-untyped-def]
@@ -376,7 +393,7 @@ def check_approved(ctx, docs: list[int]) -> int:  # type: ignore[no-untyped-def]
     return len(issue & signed)
 
 
-def run(quick: bool = False) -> list[Row]:
+def run(quick: bool = False, think: float = 1.0) -> list[Row]:
     n_documents = 10_000
     users = 50
     total = 600 if quick else 2000
@@ -399,7 +416,7 @@ def run(quick: bool = False) -> list[Row]:
             data = seed(ctx, n_documents, n_approvals)
             seeded = time.perf_counter() - t
             proc, base = start_server(WORK)
-            result = asyncio.run(load(base, data, users, total, seconds))
+            result = asyncio.run(load(base, data, users, total, seconds, think, proc.pid))
             really = check_approved(ctx, result["approved"])
             ctx.close()
     finally:
@@ -423,7 +440,7 @@ def run(quick: bool = False) -> list[Row]:
                 f"{len(values)} requests, errors {result['errors'][kind]}")
         if kind == "approve":
             note += f"; {really} documents really approved (chair revision + issue step)"
-        who = "alone" if "1 user" in kind else f"{users} users"
+        who = "alone" if "1 user" in kind else f"{users} users, think {result['think']:g} s"
         rows.append(Row(
             "web", f"{kind.split(',')[0]}: p95, {who}, {n_documents:,} documents, PostgreSQL", "ms", p95, None,
             reference_name="", target=f"< {TARGET_P95_MS:.0f} ms" if target else "",
@@ -437,6 +454,13 @@ def run(quick: bool = False) -> list[Row]:
                            f"{result['approvers']} approvers)", "req/s", reads / elapsed, None, reference_name="",
                     note=f"{reads} reads in {elapsed:.1f} s; seeding {seeded:.0f} s ({data['steps']:,} step records)",
                     extra={"elapsed_s": elapsed, "seed_s": seeded}))
+    approvals = len(result["samples"]["approve"])
+    requests = reads + approvals + len(result["samples"]["document (approver)"])
+    rows.append(Row("web", "server CPU per request during the load (all kinds, signing included)", "ms",
+                    result["server_cpu"] * 1000 / max(requests, 1), None, reference_name="",
+                    note=f"{result['server_cpu']:.1f} s CPU for {requests} requests ({approvals} signatures); "
+                         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+                    extra={"server_cpu_s": result["server_cpu"], "requests": requests}))
     return rows
 
 
@@ -513,8 +537,18 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve(Path(sys.argv[2]), int(sys.argv[3]))
         return
+    think = 1.0
+    if "--think" in sys.argv:
+        at = sys.argv.index("--think")
+        think = float(sys.argv[at + 1])
+        del sys.argv[at:at + 2]
     args = script_args(__doc__.splitlines()[0])
-    emit(run(args.quick), args)
+    rows = run(args.quick, think)
+    emit(rows, args)
+    p95 = {r.case.split(":")[0]: r.esign for r in rows if ": p95, " in r.case and "alone" not in r.case}
+    print("p95 per page with 50 users: " + ", ".join(
+        f"{page} {p95[page]:.0f} ms" for page in ("inbox", "document", "approve") if page in p95)
+        + f" (think time {think:g} s; load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
