@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 from flask import Flask
 
 from esign.services.context import Context
 from tests.meeting.conftest import AT_CHAIR, memo_for_approval, revisions_of, state_of
-from tests.remote.conftest import TOTP_SECRET
+from tests.remote.conftest import RemoteService, fresh_otp
 from tests.web.test_browser import (  # noqa: F401 -- fixtures
     VIEWPORTS,
     browser,
@@ -49,7 +48,12 @@ def watch_errors(page: Any) -> list[str]:
 
 
 def test_the_chair_approves_three_memos_with_one_confirmation_on_a_phone(
-    sqlite_mctx: Context, server: str, browser: Any, shots: Path, pdf_checks: Any  # noqa: F811
+    sqlite_mctx: Context,
+    service: RemoteService,
+    server: str,
+    browser: Any,
+    shots: Path,
+    pdf_checks: Any,  # noqa: F811
 ) -> None:
     from playwright.sync_api import expect
 
@@ -97,7 +101,7 @@ def test_the_chair_approves_three_memos_with_one_confirmation_on_a_phone(
             expect(phone.locator("body")).to_contain_text(title)
         expect(phone.locator("body")).to_contain_text(code)
         phone.fill("#pin", "123456")
-        phone.fill("#otp", pyotp.TOTP(TOTP_SECRET).now())
+        phone.fill("#otp", fresh_otp(service))
         phone.screenshot(path=shots / "meeting-3-phone.png", full_page=True)
         phone.click("button[value=confirm]")
         expect(phone.locator("body")).to_contain_text("Đã xác nhận")

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -26,7 +25,7 @@ from tests.meeting.conftest import (
     revisions_of,
     state_of,
 )
-from tests.remote.conftest import TOTP_SECRET, Phone, RemoteService, start_service
+from tests.remote.conftest import Phone, RemoteService, fresh_otp, start_service
 
 TITLES = (
     "Về việc sửa chữa nhà văn hóa khu phố 3",
@@ -40,7 +39,7 @@ def phone_url(service: RemoteService, batch_id: str) -> str:
 
 
 def confirm(phone: Phone, service: RemoteService, batch_id: str) -> str:
-    status, page = phone.answer(phone_url(service, batch_id), otp=pyotp.TOTP(TOTP_SECRET).now())
+    status, page = phone.answer(phone_url(service, batch_id), otp=fresh_otp(service))
     assert status == 200 and "Đã xác nhận" in page, page
     return page
 

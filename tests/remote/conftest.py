@@ -9,6 +9,7 @@ import base64
 import http.cookiejar
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,10 +19,12 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from cryptography import x509 as crypto_x509
 from cryptography.hazmat.primitives import hashes
@@ -49,6 +52,22 @@ CREDENTIALS = {
     # an RSA key too, so that both mechanisms go through the service
     "tranthibinh-rsa": ("tranthibinh-rsa", "tranthibinh-token", "tranthibinh"),
 }
+
+
+def fresh_otp(service: RemoteService) -> str:
+    """The chair's one-time code for a time step the service has not accepted yet.
+
+    The service takes a step once (replay protection) and allows one step of drift, while tests
+    confirm more often than every 30 s: use the current step, else the next one, else wait."""
+    totp = pyotp.TOTP(TOTP_SECRET)
+    with closing(sqlite3.connect(service.config.parent / "remote.db")) as db:
+        row = db.execute(
+            "SELECT last_step FROM totp_steps WHERE username = ?", (TOTP_USER,)
+        ).fetchone()
+    last = row[0] if row else -1
+    while (now := int(time.time()) // totp.interval) + 1 <= last:
+        time.sleep(totp.interval - time.time() % totp.interval + 0.05)
+    return totp.at(max(now, last + 1) * totp.interval)
 
 
 @pytest.fixture(scope="session")
