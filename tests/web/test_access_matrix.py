@@ -21,7 +21,7 @@ from esign.services.demo import DEMO_PASSWORD, EXAMPLE_MEMO
 from .conftest import csrf_token, login
 
 PUBLIC = {"auth.login", "auth.set_language", "auth.logout", "public.verify", "public.check_copy",
-          "static"}
+          "static", "live.service_worker"}
 ADMIN_PREFIX = "admin."
 
 
@@ -50,7 +50,9 @@ def world(sqlite_demo: Context) -> dict[str, object]:
     return {"document_id": document_id, "request_id": request_id, "user_id": officer.id,
             "certificate_id": certificate_id, "n": 1, "public_code": code,
             # a phone confirmation (meeting mode) is looked up among the signed-in officer's own
-            "batch_id": "no-such-confirmation"}
+            "batch_id": "no-such-confirmation",
+            # a push subscription is looked up among the signed-in officer's own as well
+            "subscription_id": 1}
 
 
 def _routes(app: Flask, world: dict[str, object]) -> list[tuple[str, str, str]]:
