@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -27,8 +28,14 @@ from esign.services.context import Context
 from esign.signing.backend import CertificateBundle
 
 _hasher = PasswordHasher()
-# verified against when the username is unknown, so both cases take the same time
-_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both cases take the same time; made on
+    first use, not at import (argon2 takes 64 MiB while hashing)."""
+    return _hasher.hash("not a password")
+
 
 DEVICES = ("token", "mobile", "seal")
 MIN_PASSWORD = 8
@@ -47,7 +54,7 @@ def hash_password(password: str) -> str:
 
 def check_password(user: User | None, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and user is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
