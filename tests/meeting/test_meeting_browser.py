@@ -50,10 +50,10 @@ def watch_errors(page: Any) -> list[str]:
 def test_the_chair_approves_three_memos_with_one_confirmation_on_a_phone(
     sqlite_mctx: Context,
     service: RemoteService,
-    server: str,
-    browser: Any,
-    shots: Path,
-    pdf_checks: Any,  # noqa: F811
+    server: str,  # noqa: F811
+    browser: Any,  # noqa: F811
+    shots: Path,  # noqa: F811
+    pdf_checks: Any,
 ) -> None:
     from playwright.sync_api import expect
 
