@@ -376,16 +376,12 @@ def pki_services(state: _State, port: int | None) -> None:
 @click.option("--port", type=int, default=None)
 @pass_state
 def serve(state: _State, host: str | None, port: int | None) -> None:
-    """Serve the app (waitress)."""
-    from waitress import serve as waitress_serve
+    """Serve the app ([server] workers processes of [server] threads threads)."""
+    from esign.server import serve as serve_app
 
-    from esign.web import create_app
-
-    app = create_app(state.settings)
-    host = host or state.settings.server.host
-    port = port or state.settings.server.port
-    click.echo(f"esign on http://{host}:{port}/")
-    waitress_serve(app, host=host, port=port, threads=state.settings.server.threads)
+    server = state.settings.server
+    serve_app(state.settings, host or server.host, port or server.port,
+              on_start=lambda url: click.echo(f"esign on {url} ({server.workers} × {server.threads} threads)"))
 
 
 def _register_verification() -> None:

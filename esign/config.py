@@ -50,6 +50,9 @@ class AppSettings:
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 5000
+    #: processes (1: one waitress process; more: gunicorn's threaded workers)
+    workers: int = 1
+    #: threads per process
     threads: int = 8
 
 
@@ -330,6 +333,8 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [app] max_upload_mb must be at least 1")
     if app.session_minutes < 1 or app.session_max_hours < 1 or app.reauth_minutes < 1:
         raise ConfigError(f"{source}: [app] session_minutes, session_max_hours and reauth_minutes must be at least 1")
+    if settings.server.workers < 1 or settings.server.threads < 1:
+        raise ConfigError(f"{source}: [server] workers and threads must be at least 1")
     if settings.pki.revocation not in ("hard-fail", "soft-fail"):
         raise ConfigError(f"{source}: [pki] revocation must be hard-fail or soft-fail")
     if settings.signing.request_ttl_minutes < 1:

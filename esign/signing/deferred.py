@@ -328,6 +328,19 @@ def verify_value(cert: x509.Certificate, tbs: bytes, value: bytes) -> bytes:
 # --- appearance --------------------------------------------------------------------------------
 
 
+def preload() -> None:
+    """Make now what the first signature of a process would: the stamp fonts.
+
+    Cutting a font down for stamps is about a second of fontTools per face; a
+    server process does it before it takes requests, not in a chair's first
+    approval (several processes doing it at once held both cores for seconds).
+    """
+    from esign.signing.stampfont import stamp_font
+
+    for face in ("Regular", "Bold"):
+        stamp_font(str(font_file(face)))
+
+
 @functools.lru_cache(maxsize=8)
 def _font(face: str, size: int) -> StampFontFactory:
     # Noto Serif has unitsPerEm 1000, which pyHanko 0.38 assumes; other fonts need rescaling first

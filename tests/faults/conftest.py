@@ -62,7 +62,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(base: Path, pki: Path, database_url: str, pki_port: int) -> Path:
+def write_config(base: Path, pki: Path, database_url: str, pki_port: int, workers: int = 1) -> Path:
     """A complete config file for the server and the test alike (nothing from the environment)."""
     def q(value: object) -> str:
         return json.dumps(str(value))
@@ -75,6 +75,7 @@ base_url = "http://127.0.0.1:5000"
 
 [server]
 host = "127.0.0.1"
+workers = {workers}
 threads = 4
 
 [database]
