@@ -17,7 +17,6 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -31,6 +30,7 @@ from esign.web.helpers import (
     DATE,
     db,
     esign_ctx,
+    local_date,
     me,
     translate_error,
     unreachable_certificate,
@@ -105,7 +105,7 @@ def _sign_form(ov: overview.DocumentOverview, data: Any = None) -> SignForm:
     device_names = {"token": _("USB token"), "mobile": _("Mobile certificate")}
     form.certificate_id.choices = [
         (c.id, _("%(device)s — %(name)s, until %(date)s", device=device_names.get(c.device, c.device),
-                 name=c.name or c.subject, date=format_datetime(c.not_after, DATE)))
+                 name=c.name or c.subject, date=local_date(c.not_after, DATE)))
         for c in ov.certificates
     ]
     form.advisers.choices = [(p.username, f"{p.full_name} ({p.title})" if p.title else p.full_name)
