@@ -248,6 +248,9 @@ def script_args(description: str) -> argparse.Namespace:
 def emit(rows: list[Row], args: argparse.Namespace) -> None:
     """Print the rows as a table; write them as JSON when asked (run.py collects them)."""
     print(table(rows))
+    notes = [f"  {r.case}: {r.note}" for r in rows if r.note]
+    if notes:
+        print("notes:\n" + "\n".join(notes))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))

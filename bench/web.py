@@ -6,8 +6,10 @@
    step records (SQLAlchemy core executemany; every seeded revision shares one
    stored PDF). A few documents are taken through the real flow (compose,
    submit, advise) so that the chair can approve them.
-2. Serves the app with waitress (threads=8) on 127.0.0.1:<free port> in a
-   subprocess, with the bench PKI's OCSP/TSA services answering on loopback.
+2. Serves the app as ``esign serve`` does, with config.toml's ``[server]``
+   workers and threads (``--workers N`` and ``--threads N`` override; one
+   worker is a single waitress process), on 127.0.0.1:<free port> in a subprocess, with the bench PKI's
+   OCSP/TSA services answering on loopback.
 3. 50 virtual users (aiohttp, one cookie jar each) log in and hit the inbox
    and document pages until a bounded number of requests or a time cap, each
    pausing a think time between two requests (uniform, 0.5-1.5 x ``--think``,
@@ -21,12 +23,13 @@ Reports p50/p95/p99 and requests/s per kind, the server's CPU time per read
 (load-independent-ish) and the load average. The load generator shares the
 machine's cores with the server. The last line names p95 per page.
 
-    .venv/bin/python bench/web.py [--quick] [--think SECONDS]
+    .venv/bin/python bench/web.py [--quick] [--think SECONDS] [--workers N] [--threads N]
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -232,24 +235,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(folder: Path, port: int) -> None:
-    """The child process: the app under waitress, as `esign serve` runs it."""
-    from waitress import serve as waitress_serve
-
-    from esign.web import create_app
+def serve(folder: Path, port: int, workers: int, threads: int) -> None:
+    """The child process: the app as `esign serve` runs it (``workers`` processes of ``threads`` threads)."""
+    from esign.server import serve as serve_app
 
     logging.basicConfig(level=logging.WARNING)
+    if os.environ.get("XSWITCH"):
+        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     settings = settings_for(folder)
-    app = create_app(settings)
-    waitress_serve(app, host="127.0.0.1", port=port, threads=settings.server.threads, _quiet=True)
+    settings = settings.replace(server={"workers": workers, "threads": threads})
+    serve_app(settings, "127.0.0.1", port, quiet=True)
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
+def start_pki_services() -> subprocess.Popen:  # type: ignore[type-arg]
+    """The bench PKI's OCSP and TSA services in a process of their own.
+
+    In this process they would share the interpreter lock with the load
+    generator, and every signature's timestamp would delay the clocks of the
+    requests being timed.
+    """
+    from bench.common import PKI_PORT
+
+    proc = subprocess.Popen([sys.executable, __file__, "--pki-services"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PKI_PORT)) == 0:
+                return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the PKI services did not start on 127.0.0.1:{PKI_PORT}")
+
+
+def start_server(folder: Path, workers: int, threads: int) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
     import urllib.request
 
     port = free_port()
     logfile = (folder / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port)],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port), str(workers), str(threads)],
                             stdout=logfile, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -281,9 +304,23 @@ async def _login(session, base: str, username: str, password: str) -> str:  # ty
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its live children, recursively (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:  # it ended meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(c) for c in kids)
+
+
+def cpu_use() -> dict[str, float]:
+    """CPU seconds so far: the whole machine (busy, all cores) and this process (the load generator)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    me = os.times()
+    return {"busy": (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK"), "client": me.user + me.system}
 
 
 async def load(base: str, data: dict, users: int, total: int, seconds: float,  # type: ignore[type-arg]
@@ -314,6 +351,8 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float,  #
             await r.read()
             return r.status == 200
 
+    trace: list[tuple[float, str, float]] = []
+
     async def timed(kind: str, coro) -> bool:  # type: ignore[no-untyped-def]
         t = time.perf_counter()
         try:
@@ -321,6 +360,7 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float,  #
         except (aiohttp.ClientError, TimeoutError):
             ok = False
         samples[kind].append((time.perf_counter() - t) * 1000)
+        trace.append((t, kind, samples[kind][-1]))
         errors[kind] += 0 if ok else 1
         return ok
 
@@ -339,10 +379,13 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float,  #
             await timed("document, 1 user", get_ok(s, f"{base}/documents/{rng.choice(data['visible'][uid])}"))
     began = time.monotonic()
     cpu_began = cpu_seconds(server_pid) if server_pid else 0.0
+    use_began = cpu_use()
     stop = began + seconds
 
     async def reader(s, uid: int) -> None:  # type: ignore[no-untyped-def]
         visible = data["visible"][uid]
+        # people do not all click in the same millisecond: each starts within one think time
+        await asyncio.sleep(think * rng.uniform(0, 1))
         while budget["left"] > 0 and time.monotonic() < stop:
             budget["left"] -= 1
             if rng.random() < 0.5 or not visible:
@@ -370,11 +413,14 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float,  #
                          *(approver(s, t) for s, t in zip(approvers, approver_tokens, strict=True)))
     elapsed = time.monotonic() - began
     cpu = (cpu_seconds(server_pid) - cpu_began) if server_pid else 0.0
+    use = {k: v - use_began[k] for k, v in cpu_use().items()}
     for s in readers + approvers:
         await s.close()
     await connector.close()
+    (WORK / "trace.json").write_text(json.dumps(trace))
     return {"samples": samples, "errors": errors, "elapsed": elapsed, "approved": approved,
-            "approvers": n_approvers, "readers": n_readers, "server_cpu": cpu, "think": think}
+            "approvers": n_approvers, "readers": n_readers, "server_cpu": cpu, "think": think,
+            "cpu_use": use}
 
 
 def check_approved(ctx, docs: list[int]) -> int:  # type: ignore[no-untyped-def]
@@ -393,7 +439,8 @@ def check_approved(ctx, docs: list[int]) -> int:  # type: ignore[no-untyped-def]
     return len(issue & signed)
 
 
-def run(quick: bool = False, think: float = 1.0) -> list[Row]:
+def run(quick: bool = False, think: float = 1.0, workers: int | None = None,
+        threads: int | None = None) -> list[Row]:
     n_documents = 10_000
     users = 50
     total = 600 if quick else 2000
@@ -407,25 +454,28 @@ def run(quick: bool = False, think: float = 1.0) -> list[Row]:
     WORK.mkdir(parents=True)
     create_database()
     proc = None
+    pki = start_pki_services()  # the server checks the chair's certificate over OCSP before signing
     try:
-        with PkiServices():  # the server checks the chair's certificate over OCSP before signing
-            settings = settings_for(WORK)
-            upgrade(settings)
-            ctx = Context.create(settings)
-            t = time.perf_counter()
-            data = seed(ctx, n_documents, n_approvals)
-            seeded = time.perf_counter() - t
-            proc, base = start_server(WORK)
-            result = asyncio.run(load(base, data, users, total, seconds, think, proc.pid))
-            really = check_approved(ctx, result["approved"])
-            ctx.close()
+        settings = settings_for(WORK)
+        workers = workers or settings.server.workers
+        threads = threads or settings.server.threads
+        upgrade(settings)
+        ctx = Context.create(settings)
+        t = time.perf_counter()
+        data = seed(ctx, n_documents, n_approvals)
+        seeded = time.perf_counter() - t
+        proc, base = start_server(WORK, workers, threads)
+        result = asyncio.run(load(base, data, users, total, seconds, think, proc.pid))
+        really = check_approved(ctx, result["approved"])
+        ctx.close()
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for child in (proc, pki):
+            if child is not None:
+                child.terminate()
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         drop_database()
         shutil.rmtree(WORK / "blobs", ignore_errors=True)
         shutil.rmtree(WORK / "previews", ignore_errors=True)
@@ -441,6 +491,7 @@ def run(quick: bool = False, think: float = 1.0) -> list[Row]:
         if kind == "approve":
             note += f"; {really} documents really approved (chair revision + issue step)"
         who = "alone" if "1 user" in kind else f"{users} users, think {result['think']:g} s"
+        who += f", {workers} × {threads} threads"
         rows.append(Row(
             "web", f"{kind.split(',')[0]}: p95, {who}, {n_documents:,} documents, PostgreSQL", "ms", p95, None,
             reference_name="", target=f"< {TARGET_P95_MS:.0f} ms" if target else "",
@@ -461,10 +512,17 @@ def run(quick: bool = False, think: float = 1.0) -> list[Row]:
                     note=f"{result['server_cpu']:.1f} s CPU for {requests} requests ({approvals} signatures); "
                          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                     extra={"server_cpu_s": result["server_cpu"], "requests": requests}))
+    use, cores = result["cpu_use"], os.cpu_count() or 1
+    rows.append(Row("web", "machine busy during the load (all cores)", "%", use["busy"] / elapsed / cores * 100,
+                    None, reference_name="",
+                    note=f"CPU seconds per second: server {result['server_cpu'] / elapsed:.2f}, load generator "
+                         f"{use['client'] / elapsed:.2f}, all (PostgreSQL, the PKI services, the kernel "
+                         f"included) {use['busy'] / elapsed:.2f} of {cores}",
+                    extra={k + "_cpu_s": v for k, v in use.items()}))
     return rows
 
 
-def profile(requests: int = 40, top: int = 25) -> str:
+def profile(requests: int = 40, top: int = 70) -> str:
     """Seed a database, then cProfile inbox and document pages through Flask's test client."""
     import cProfile
     import io
@@ -534,16 +592,25 @@ def main() -> None:
     if "--profile" in sys.argv:
         print(profile())
         return
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--pki-services":
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        with PkiServices():
+            signal.pause()
         return
-    think = 1.0
-    if "--think" in sys.argv:
-        at = sys.argv.index("--think")
-        think = float(sys.argv[at + 1])
-        del sys.argv[at:at + 2]
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        return
+    options = {"--think": 1.0, "--workers": 0.0, "--threads": 0.0}
+    for name in options:
+        if name in sys.argv:
+            at = sys.argv.index(name)
+            options[name] = float(sys.argv[at + 1])
+            del sys.argv[at:at + 2]
+    think, workers, threads = options["--think"], int(options["--workers"]) or None, int(options["--threads"]) or None
     args = script_args(__doc__.splitlines()[0])
-    rows = run(args.quick, think)
+    rows = run(args.quick, think, workers, threads)
     emit(rows, args)
     p95 = {r.case.split(":")[0]: r.esign for r in rows if ": p95, " in r.case and "alone" not in r.case}
     print("p95 per page with 50 users: " + ", ".join(
