@@ -240,8 +240,6 @@ def serve(folder: Path, port: int, workers: int, threads: int) -> None:
     from esign.server import serve as serve_app
 
     logging.basicConfig(level=logging.WARNING)
-    if os.environ.get("XSWITCH"):
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     settings = settings_for(folder)
     settings = settings.replace(server={"workers": workers, "threads": threads})
     serve_app(settings, "127.0.0.1", port, quiet=True)
@@ -522,7 +520,7 @@ def run(quick: bool = False, think: float = 1.0, workers: int | None = None,
     return rows
 
 
-def profile(requests: int = 40, top: int = 70) -> str:
+def profile(requests: int = 40, top: int = 40) -> str:
     """Seed a database, then cProfile inbox and document pages through Flask's test client."""
     import cProfile
     import io
