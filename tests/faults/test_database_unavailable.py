@@ -34,32 +34,57 @@ MESSAGE_EN = "The database is unavailable for a moment; nothing was changed. Try
 
 
 class Proxy:
-    """127.0.0.1:<port> → PostgreSQL, with a switch."""
+    """127.0.0.1:<port> → PostgreSQL, with a switch.
+
+    A socket bound to the port and never listening holds it for the proxy's
+    life: while the proxy is down, connections are refused, and no other test
+    running in parallel can take the port meanwhile.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.conns: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.holder = self._socket()
+        self.holder.bind(("127.0.0.1", 0))
+        self.port = self.holder.getsockname()[1]
         self.up()
 
+    @staticmethod
+    def _socket() -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        return sock
+
     def up(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener = self._socket()
+        try:
+            listener.bind(("127.0.0.1", self.port))
+        except OSError:
+            listener.close()
+            raise
         listener.listen(16)
         listener.settimeout(0.1)
         self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self.accepting.start()
 
     def down(self) -> None:
-        """Refuse new connections and cut the open ones, as a database restart does."""
-        assert self.listener is not None
-        self.listener.close()
-        self.listener = None
+        """Refuse new connections and cut the open ones, as a database restart does.
+
+        The listener stops listening before this returns: a socket closed while
+        its accept thread still polls it would go on taking connections (and
+        resetting them) for a moment, and share the port with the next listener.
+        """
+        listener, self.listener = self.listener, None
+        assert listener is not None
+        try:
+            listener.shutdown(socket.SHUT_RDWR)  # Linux: leaves the LISTEN state, wakes accept()
+        except OSError:
+            pass
+        self.accepting.join(timeout=5)
+        listener.close()
         with self.lock:
             for conn in self.conns:
                 try:
@@ -68,6 +93,11 @@ class Proxy:
                     pass
                 conn.close()
             self.conns.clear()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.down()
+        self.holder.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while self.listener is listener:
@@ -113,8 +143,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, dev_pki: Path, postgres_url:
     try:
         yield proxy, direct, app_ctx, create_app(ctx=app_ctx), iter(document_ids)
     finally:
-        if proxy.listener is not None:
-            proxy.down()
+        proxy.close()
         app_ctx.close()
         direct.close()
 
