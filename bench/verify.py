@@ -201,6 +201,11 @@ def bulk(n_files: int) -> list[Row]:
     paths = [inputs.chain_path("p20", 4, variant) for variant in range(n_files)]
     trust = TrustStore.from_pem_files([dev_pki() / "root.cert.pem"])
     rates: dict[tuple[str, int], float] = {}
+    # the audit's fork server starts once per process (it imports the verifier); start it before
+    # the timed runs so that it is not charged to whichever runs first
+    t = time.perf_counter()
+    list(verify_many(paths[:1], trust, jobs=1))
+    startup = time.perf_counter() - t
     for jobs in (1, 2):
         t = time.perf_counter()
         reports = [r for _, r in verify_many(paths, trust, jobs=jobs)]
@@ -238,6 +243,8 @@ def bulk(n_files: int) -> list[Row]:
     rows.append(Row("audit", "throughput on 2 processes vs 1", "×", scaling, ref_scaling,
                     reference_name="pyHanko Pool, same ratio", ratio=None, target=f"≥ {SCALING_TARGET}×",
                     met=scaling >= SCALING_TARGET, extra={"cpus": multiprocessing.cpu_count()}))
+    rows.append(Row("audit", "start of the audit's fork server and one file (once per process, not in the runs above)",
+                    "s", startup, None, reference_name=""))
     rows.append(Row("audit", "pure-Python loop on 2 processes vs 1 (the machine, now)", "×", burn_scaling,
                     note="the most any program could scale under the current load"))
     return rows

@@ -856,9 +856,12 @@ class _Verifier:
     def _collect_signatures(self) -> list[_Sig]:
         out: list[_Sig] = []
         reader = self.reader
-        for fq_name, sig_value, field_ref in enumerate_sig_fields(reader, filled_status=True):
+        for name, sig_value, field_ref in enumerate_sig_fields(reader, filled_status=True):
             if len(out) >= self.limits.max_signatures:
                 raise _Malformed("pdf.unreadable", "too many signatures")
+            # a plain str: pyHanko's string object keeps a reference into the reader, and a report
+            # carrying it pickled the whole parsed PDF (530 KB, 36 ms) back from each audit worker
+            fq_name = str(name)
             ref = None
             try:
                 ref = field_ref.get_object().raw_get("/V")
@@ -925,7 +928,7 @@ class _Verifier:
             for r in range(self.total - 1):
                 try:
                     hist = self.reader.get_historical_resolver(r)
-                    earlier = {n for n, v, _ in enumerate_sig_fields(hist, filled_status=True)}
+                    earlier = {str(n) for n, v, _ in enumerate_sig_fields(hist, filled_status=True)}
                 except Exception:  # noqa: BLE001, S112 - an unreadable old revision is judged elsewhere
                     continue
                 for name in sorted(earlier - names_now):
