@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -805,44 +806,54 @@ def _reader_mediabox(reader: PdfFileReader) -> tuple[float, float]:
     return A4[0] * MM, A4[1] * MM
 
 
+#: pdfium is not thread-safe, not even across documents: one call at a time in a process
+#: (two server threads rendering at once aborted the process in a libc++ bounds check)
+PDFIUM_LOCK = threading.Lock()
+
+
 def _check_renders(data: bytes) -> None:
     """A second, independent parser: pdfium must open the file too."""
     import pypdfium2 as pdfium
 
-    try:
-        doc = pdfium.PdfDocument(data)
+    with PDFIUM_LOCK:
         try:
-            if len(doc) < 1:
-                raise InvalidPdf("This PDF has no pages")
-        finally:
-            doc.close()
-    except pdfium.PdfiumError as e:
-        raise InvalidPdf(
-            "This PDF is damaged or incomplete and cannot be read; export it again"
-        ) from e
+            doc = pdfium.PdfDocument(data)
+            try:
+                if len(doc) < 1:
+                    raise InvalidPdf("This PDF has no pages")
+            finally:
+                doc.close()
+        except pdfium.PdfiumError as e:
+            raise InvalidPdf(
+                "This PDF is damaged or incomplete and cannot be read; export it again"
+            ) from e
 
 
 def render_previews(pdf: bytes, width_px: int = 900) -> list[bytes]:
     """A PNG of every page, ``width_px`` wide, with stamps and fields drawn."""
     import pypdfium2 as pdfium
 
-    try:
-        doc = pdfium.PdfDocument(pdf)
-    except pdfium.PdfiumError as e:
-        raise InvalidPdf("This PDF is damaged or incomplete and cannot be read") from e
+    pages = []
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError as e:
+            raise InvalidPdf("This PDF is damaged or incomplete and cannot be read") from e
+        try:
+            doc.init_forms()
+            for ix in range(len(doc)):
+                page = doc[ix]
+                try:
+                    bitmap = page.render(scale=width_px / page.get_width(), may_draw_forms=True)
+                    pages.append(bitmap.to_pil().copy())  # a copy: the bitmap is pdfium's memory
+                    bitmap.close()
+                finally:
+                    page.close()
+        finally:
+            doc.close()
     images = []
-    try:
-        doc.init_forms()
-        for ix in range(len(doc)):
-            page = doc[ix]
-            try:
-                scale = width_px / page.get_width()
-                bitmap = page.render(scale=scale, may_draw_forms=True)
-                buf = io.BytesIO()
-                bitmap.to_pil().save(buf, format="PNG", optimize=False)
-                images.append(buf.getvalue())
-            finally:
-                page.close()
-    finally:
-        doc.close()
+    for image in pages:  # PNG encoding needs no pdfium: other threads may use it meanwhile
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", optimize=False)
+        images.append(buf.getvalue())
     return images

@@ -204,3 +204,31 @@ def test_render_previews_gives_one_png_per_page(first_revision: bytes) -> None:
 
     with Image.open(io.BytesIO(images[0])) as image:
         assert image.format == "PNG" and image.size[0] == 300
+
+
+def test_pdfium_used_from_many_threads_at_once_gives_the_same_pages(first_revision: bytes) -> None:
+    # the web server's threads render previews and check uploads concurrently; pdfium is not
+    # thread-safe (unserialised, valid files were called damaged and pages came out different)
+    import threading
+
+    pdf = plain_pdf(pages=6)
+    expected = {"memo": layout.render_previews(first_revision, 300), "upload": layout.render_previews(pdf, 300)}
+    problems: list[str] = []
+
+    def work() -> None:
+        for _ in range(6):
+            try:
+                layout._check_renders(pdf)
+                if layout.render_previews(pdf, 300) != expected["upload"]:
+                    problems.append("upload pages differ")
+                if layout.render_previews(first_revision, 300) != expected["memo"]:
+                    problems.append("memo pages differ")
+            except InvalidPdf as e:
+                problems.append(str(e))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
