@@ -53,7 +53,6 @@ def serve(settings: Settings, host: str, port: int, *, quiet: bool = False,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning" if quiet else "info",
-        "proc_name": "esign",
     }).run()
 
 
