@@ -56,3 +56,11 @@ def test_production_refuses_development_keys_and_plain_http(tmp_path: Path) -> N
     text = "[app]\nenvironment = 'production'\nhttps = true\n"
     with pytest.raises(ConfigError, match="development only"):
         load_settings(write(tmp_path, text), env={})
+
+
+def test_server_processes_and_threads_are_at_least_one(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "[server]\nworkers = 3\nthreads = 2\n"), env={}).server.workers == 3
+    assert load_settings(tmp_path / "config.toml", env={"ESIGN_SERVER_WORKERS": "1"}).server.workers == 1
+    for table in ("[server]\nworkers = 0\n", "[server]\nthreads = 0\n"):
+        with pytest.raises(ConfigError, match=r"\[server\] workers and threads must be at least 1"):
+            load_settings(write(tmp_path, table), env={})
