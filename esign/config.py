@@ -289,7 +289,7 @@ def load_settings(
         if not var.startswith("ESIGN_"):
             continue
         rest = var[len("ESIGN_"):].lower()
-        for table, f in sections.items():
+        for table in sections:
             if rest.startswith(table + "_"):
                 key = rest[len(table) + 1:]
                 cls = typing.get_type_hints(Settings)[table]

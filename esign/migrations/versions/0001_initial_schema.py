@@ -5,10 +5,10 @@ Revises:
 Create Date: 2026-11-28 11:21:42.122847
 """
 
-from alembic import op
 import sqlalchemy as sa
-import esign.models.base
+from alembic import op
 
+import esign.models.base
 
 revision = '0001'
 down_revision = None
