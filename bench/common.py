@@ -238,10 +238,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def script_args(description: str) -> argparse.Namespace:
+def script_args(description: str,
+                extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """--quick and --json, and the script's own options (``extra`` adds them)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller inputs")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    if extra:
+        extra(parser)
     return parser.parse_args()
 
 

@@ -8,8 +8,9 @@
    submit, advise) so that the chair can approve them.
 2. Serves the app as ``esign serve`` does, with config.toml's ``[server]``
    workers and threads (``--workers N`` and ``--threads N`` override; one
-   worker is a single waitress process), on 127.0.0.1:<free port> in a subprocess, with the bench PKI's
-   OCSP/TSA services answering on loopback.
+   worker is a single waitress process), on 127.0.0.1:<free port> in a
+   subprocess, with the bench PKI's OCSP/TSA services answering on loopback
+   from a process of their own.
 3. 50 virtual users (aiohttp, one cookie jar each) log in and hit the inbox
    and document pages until a bounded number of requests or a time cap, each
    pausing a think time between two requests (uniform, 0.5-1.5 x ``--think``,
@@ -28,6 +29,7 @@ machine's cores with the server. The last line names p95 per page.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -586,6 +588,12 @@ def profile(requests: int = 40, top: int = 40) -> str:
         drop_database()
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's clicks (0: none)")
+    parser.add_argument("--workers", type=int, help="server processes (default: config.toml's [server])")
+    parser.add_argument("--threads", type=int, help="threads per process (default: config.toml's [server])")
+
+
 def main() -> None:
     if "--profile" in sys.argv:
         print(profile())
@@ -600,15 +608,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
         return
-    options = {"--think": 1.0, "--workers": 0.0, "--threads": 0.0}
-    for name in options:
-        if name in sys.argv:
-            at = sys.argv.index(name)
-            options[name] = float(sys.argv[at + 1])
-            del sys.argv[at:at + 2]
-    think, workers, threads = options["--think"], int(options["--workers"]) or None, int(options["--threads"]) or None
-    args = script_args(__doc__.splitlines()[0])
-    rows = run(args.quick, think, workers, threads)
+    args = script_args(__doc__.splitlines()[0], _options)
+    think = args.think
+    rows = run(args.quick, think, args.workers, args.threads)
     emit(rows, args)
     p95 = {r.case.split(":")[0]: r.esign for r in rows if ": p95, " in r.case and "alone" not in r.case}
     print("p95 per page with 50 users: " + ", ".join(

@@ -845,8 +845,10 @@ def render_previews(pdf: bytes, width_px: int = 900) -> list[bytes]:
                 page = doc[ix]
                 try:
                     bitmap = page.render(scale=width_px / page.get_width(), may_draw_forms=True)
-                    pages.append(bitmap.to_pil().copy())  # a copy: the bitmap is pdfium's memory
-                    bitmap.close()
+                    try:
+                        pages.append(bitmap.to_pil().copy())  # a copy: the bitmap is pdfium's memory
+                    finally:
+                        bitmap.close()
                 finally:
                     page.close()
         finally:
