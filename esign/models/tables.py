@@ -228,14 +228,22 @@ class StepRecord(Base):
 
     __tablename__ = "step_records"
     __table_args__ = (
-        Index("ix_step_records_assignee_open", "assignee_id", "status", "due_at"),
-        # who may see a document: the steps one holds on someone's behalf (migration 0006)
-        Index("ix_step_records_principal", "principal_id", postgresql_where=text("principal_id IS NOT NULL"),
-              sqlite_where=text("principal_id IS NOT NULL")),
+        # an officer's open steps in their unit, in due order, with the state the meeting count
+        # filters on: the inbox page, its count and the navigation's counts read only this index
+        Index("ix_step_records_open", "assignee_id", "status", "unit_id", "due_at", "id", "state"),
+        # the officer's latest step (the live cursor) and every document they held a step on
+        Index("ix_step_records_assignee", "assignee_id", "id", "document_id"),
+        # who may see a document: the steps one holds on someone's behalf
+        Index("ix_step_records_principal", "principal_id", "document_id",
+              postgresql_where=text("principal_id IS NOT NULL"), sqlite_where=text("principal_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("workflow_instances.id"), index=True)
+    #: the instance's document and its unit, copied so that an officer's steps are read
+    #: from one index without joining instances and documents (migration 0007)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     version_id: Mapped[int] = mapped_column(ForeignKey("document_versions.id"))
     state: Mapped[str] = mapped_column(String(32))
     assignee_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

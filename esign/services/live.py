@@ -4,8 +4,9 @@ A page polls :func:`live_status` with the cursor it was given; the answer
 holds the counts for the navigation badges and the new items (steps newly
 assigned to the officer, reminder notifications) after the cursor. Only the
 officer's own steps and notifications are read, through the indexes
-``ix_step_records_assignee_open`` and ``ix_notifications_user_read``; an
-unchanged state costs four index look-ups and is answered as "not modified".
+``ix_step_records_open``, ``ix_step_records_assignee`` and
+``ix_notifications_user_read``; an unchanged state costs one query of index
+look-ups and is answered as "not modified".
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from esign.models import Document, DocumentVersion, Notification, StepRecord, User, WorkflowInstance
 from esign.services.context import Context
+from esign.services.meeting import approvals_waiting
 from esign.services.push import work_kind
 
 #: new items returned by one answer at most (the page shows the first and the count)
@@ -39,6 +41,8 @@ class LiveStatus:
     inbox: int
     #: unread notifications (the bell)
     unread: int
+    #: approvals waiting for the officer (the meeting link; not part of the cursor)
+    approvals: int = 0
     new: list[LiveItem] = field(default_factory=list)
 
     @property
@@ -60,23 +64,22 @@ def parse_cursor(text: str | None) -> tuple[int, int] | None:
 def live_status(ctx: Context, actor: User, since: str | None = None) -> LiveStatus:
     """The officer's counts and cursor, and what arrived after ``since`` (nothing when it is absent)."""
     mine = StepRecord.assignee_id == actor.id
-    inbox = (select(func.count(StepRecord.id))
-             .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
-             .join(Document, Document.id == WorkflowInstance.document_id)
-             .where(mine, StepRecord.status == "open", Document.unit_id == actor.unit_id).scalar_subquery())
+    open_ = (mine, StepRecord.status == "open", StepRecord.unit_id == actor.unit_id)
+    inbox = select(func.count()).select_from(StepRecord).where(*open_).scalar_subquery()
+    approvals = approvals_waiting(ctx, actor).scalar_subquery()
     last_step = select(func.max(StepRecord.id)).where(mine).scalar_subquery()
     unread = select(func.count(Notification.id)).where(
         Notification.user_id == actor.id, Notification.read_at.is_(None)).scalar_subquery()
     last_notification = select(func.max(Notification.id)).where(Notification.user_id == actor.id).scalar_subquery()
     with ctx.db.session() as session:
-        row = session.execute(select(inbox, last_step, unread, last_notification)).one()
-        open_count, step_id, unread_count, notification_id = row[0] or 0, row[1] or 0, row[2] or 0, row[3] or 0
+        row = session.execute(select(inbox, last_step, unread, last_notification, approvals)).one()
+        open_count, step_id, unread_count, notification_id, approval_count = (value or 0 for value in row)
         cursor = f"{step_id}.{notification_id}"
         after = parse_cursor(since)
         new: list[LiveItem] = []
         if after is not None and (step_id > after[0] or notification_id > after[1]):
             new = _new_items(ctx, session, actor, after)
-    return LiveStatus(cursor=cursor, inbox=open_count, unread=unread_count, new=new)
+    return LiveStatus(cursor=cursor, inbox=open_count, unread=unread_count, approvals=approval_count, new=new)
 
 
 def _new_items(ctx: Context, session, actor: User, after: tuple[int, int]) -> list[LiveItem]:  # type: ignore[no-untyped-def]

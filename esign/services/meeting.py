@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, false, func, or_, select
 
 from esign.errors import (
     BackendError,
@@ -143,18 +143,25 @@ def _approve_state_names(ctx: Context) -> set[str]:
     }
 
 
+def approvals_waiting(ctx: Context, actor: User) -> Select[tuple[int]]:
+    """The query counting the approvals waiting for the actor (for the navigation link).
+
+    Read from ``ix_step_records_open`` (the step's state is in it): only the approval
+    steps are then joined to their instance, to skip any left behind by a state change.
+    """
+    states = sorted(_approve_state_names(ctx))
+    return (
+        select(func.count()).select_from(StepRecord)
+        .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
+        .where(StepRecord.assignee_id == actor.id, StepRecord.status == "open",
+               StepRecord.state.in_(states) if states else false(), StepRecord.state == WorkflowInstance.state)
+    )
+
+
 def count_pending_approvals(ctx: Context, actor: User) -> int:
-    """How many approvals wait for the actor (the link in the navigation): one count query."""
-    states = _approve_state_names(ctx)
-    if not states:
-        return 0
+    """How many approvals wait for the actor: one count query."""
     with ctx.db.session() as session:
-        return int(session.scalar(
-            select(func.count(StepRecord.id))
-            .join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
-            .where(StepRecord.assignee_id == actor.id, StepRecord.status == "open",
-                   StepRecord.state == WorkflowInstance.state, StepRecord.state.in_(sorted(states)))
-        ) or 0)
+        return int(session.scalar(approvals_waiting(ctx, actor)) or 0)
 
 
 # --- the batch --------------------------------------------------------------------------------

@@ -376,25 +376,25 @@ def inbox_page(ctx: Context, actor: User, *, tasks_page: int = 1, tasks_per_page
     """
     now = ctx.now()
     tasks_page, page = max(tasks_page, 1), max(page, 1)
-    mine = (StepRecord.assignee_id == actor.id, StepRecord.status == "open", Document.unit_id == actor.unit_id)
+    # the officer's open steps in their unit: ix_step_records_open holds all three and the order
+    mine = (StepRecord.assignee_id == actor.id, StepRecord.status == "open", StepRecord.unit_id == actor.unit_id)
+    count = select(func.count()).select_from(StepRecord).where(*mine)
     with ctx.db.session() as session:
-        steps = (
-            select(StepRecord.id).join(WorkflowInstance, WorkflowInstance.id == StepRecord.instance_id)
-            .join(Document, Document.id == WorkflowInstance.document_id).where(*mine)
-        )
-        # the page of steps and, on every row, the count of all of them: one query
+        # the page of steps and, on every row, the count of all of them (read once): one query
         task_rows = session.execute(
-            steps.with_only_columns(
-                StepRecord.id, StepRecord.due_at, StepRecord.assigned_at, StepRecord.authority,
-                Document.id, Document.title, WorkflowInstance.state, User.full_name, func.count().over())
+            select(StepRecord.id, StepRecord.due_at, StepRecord.assigned_at, StepRecord.authority,
+                   Document.id, Document.title, WorkflowInstance.state, User.full_name, count.scalar_subquery())
+            .join(Document, Document.id == StepRecord.document_id)
+            .join(WorkflowInstance, WorkflowInstance.document_id == StepRecord.document_id)
             .join(User, User.id == Document.created_by_id)
-            .order_by(StepRecord.due_at.is_(None), StepRecord.due_at, StepRecord.id)
+            .where(*mine)
+            .order_by(StepRecord.due_at.asc().nulls_last(), StepRecord.id)
             .limit(tasks_per_page).offset((tasks_page - 1) * tasks_per_page)
         ).all()
         if task_rows:
             total = task_rows[0][-1]
         elif tasks_page > 1:  # a page past the end: count them alone
-            total = session.scalar(select(func.count()).select_from(steps.subquery())) or 0
+            total = session.scalar(count) or 0
         else:
             total = 0
         query = (

@@ -105,6 +105,8 @@ def open_step(
         engine.check_authority(definition, state, authority)
     step = StepRecord(
         instance_id=instance.id,
+        document_id=instance.document_id,
+        unit_id=instance.document.unit_id,
         version_id=version.id,
         state=state,
         assignee_id=assignee.id,

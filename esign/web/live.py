@@ -147,12 +147,12 @@ def _live_globals() -> dict[str, Any]:
     def live_config() -> dict[str, Any]:
         """The counts and cursor the page starts from (one query), and the poll interval."""
         if not current_user or not current_user.is_authenticated:
-            return {"cursor": "", "inbox": 0, "unread": 0, "poll": 0}
+            return {"cursor": "", "inbox": 0, "unread": 0, "approvals": 0, "poll": 0}
         if "live_state" not in g:
             g.live_state = live.live_status(esign_ctx(), me())
         state = g.live_state
         return {"cursor": state.cursor, "inbox": state.inbox, "unread": state.unread,
-                "poll": web_settings().notifications.poll_seconds}
+                "approvals": state.approvals, "poll": web_settings().notifications.poll_seconds}
 
     def push_subscriptions() -> list[push.SubscriptionRow]:
         if not current_user or not current_user.is_authenticated:

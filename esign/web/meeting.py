@@ -145,14 +145,3 @@ def cancel(batch_id: str) -> Any:
 
 def init_app(app: Any) -> None:
     app.register_blueprint(bp)
-
-    @app.context_processor
-    def _meeting_globals() -> dict[str, Any]:
-        def meeting_count() -> int:
-            from flask_login import current_user
-
-            if not current_user.is_authenticated:
-                return 0
-            return meeting.count_pending_approvals(esign_ctx(), me())
-
-        return {"meeting_count": meeting_count}

@@ -186,7 +186,8 @@ def generate_year(ctx: Context, unit_id: int, count: int, *, year: int = 2026, n
     instance_rows = [{"id": d.id, "document_id": d.id, "definition_id": definition.id,
                       "definition_version": definition.version, "state": d.state, "started_at": d.started_at,
                       "ended_at": d.ended_at} for d in docs]
-    step_rows = [{"id": s.id, "instance_id": s.instance_id, "version_id": s.version_id, "state": s.state,
+    step_rows = [{"id": s.id, "instance_id": s.instance_id, "document_id": d.id, "unit_id": d.unit_id,
+                  "version_id": s.version_id, "state": s.state,
                   "assignee_id": s.assignee_id, "principal_id": None, "authority": "", "status": s.status,
                   "action": None, "assigned_at": s.assigned_at, "due_at": s.due_at,
                   "completed_at": s.completed_at, "revision_id": None} for d in docs for s in d.steps]

@@ -81,10 +81,11 @@ def add_documents(ctx, count: int, template_id: int) -> list[int]:  # type: igno
                 s.add(Revision(version_id=version.id, index=index, sha256=head.sha256, size=head.size, kind=kind,
                                field=field, created_by_id=officer.id, certificate_id=cert if field else None,
                                created_at=now))
-            s.add(StepRecord(instance_id=instance.id, version_id=version.id, state="draft", assignee_id=officer.id,
-                             status="done", action="submit", assigned_at=now, completed_at=now))
-            s.add(StepRecord(instance_id=instance.id, version_id=version.id, state="advise", assignee_id=adviser.id,
-                             status="open", assigned_at=now, due_at=now + timedelta(days=2 if i % 2 else -1)))
+            held = {"instance_id": instance.id, "document_id": doc.id, "unit_id": doc.unit_id, "version_id": version.id}
+            s.add(StepRecord(**held, state="draft", assignee_id=officer.id, status="done", action="submit",
+                             assigned_at=now, completed_at=now))
+            s.add(StepRecord(**held, state="advise", assignee_id=adviser.id, status="open", assigned_at=now,
+                             due_at=now + timedelta(days=2 if i % 2 else -1)))
             s.add(Comment(document_id=doc.id, version_id=version.id, author_id=adviser.id, body=f"Ghi chú {i}",
                           created_at=now))
             audit.record(s, "step.submit", actor=officer, document=doc, state="draft", to="advise", comment="")
