@@ -813,20 +813,25 @@ PDFIUM_LOCK = threading.Lock()
 
 def _check_renders(data: bytes) -> None:
     """A second, independent parser: pdfium must open the file too."""
+    if count_pages(data) < 1:
+        raise InvalidPdf("This PDF has no pages")
+
+
+def count_pages(data: bytes) -> int:
+    """How many pages pdfium reads in the file, without rendering any."""
     import pypdfium2 as pdfium
 
     with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(data)
-            try:
-                if len(doc) < 1:
-                    raise InvalidPdf("This PDF has no pages")
-            finally:
-                doc.close()
         except pdfium.PdfiumError as e:
             raise InvalidPdf(
                 "This PDF is damaged or incomplete and cannot be read; export it again"
             ) from e
+        try:
+            return len(doc)
+        finally:
+            doc.close()
 
 
 def render_previews(pdf: bytes, width_px: int = 900) -> list[bytes]:

@@ -130,8 +130,8 @@ def _render_show(document_id: int, *, failed_action: str | None = None, error: s
                  status: int = 200) -> Any:
     ctx = esign_ctx()
     ov = overview.document_overview(ctx, me(), document_id)
-    pages = previews.ensure(web_settings().storage.previews, ov.head_sha256,
-                            lambda: ctx.blobs.read(ov.head_sha256))
+    pages = previews.page_count(web_settings().storage.previews, ov.head_sha256,
+                                lambda: ctx.blobs.read(ov.head_sha256))
     sign_form = sign_form or _sign_form(ov)
     if sign_form.idempotency_key.data is None or failed_action is not None:
         sign_form.idempotency_key.data = secrets.token_urlsafe(16)

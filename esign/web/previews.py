@@ -3,6 +3,10 @@
 The cache lives under ``[storage] previews/<revision sha256>/``; a revision's
 bytes never change, so neither do its images, and the folder is safe to delete.
 The page count file is written last: its presence means the set is complete.
+
+A document page needs only the count (:func:`page_count`); the images are
+rendered when the browser first asks for one (:func:`page_file`), so a new
+revision's first view is not held up by rendering it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from esign.errors import NotFound
-from esign.signing.layout import render_previews
+from esign.signing.layout import count_pages, render_previews
 
 WIDTH_PX = 1000
 
@@ -39,7 +43,8 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-#: page counts of complete sets already seen: (root, sha256) -> pages; a revision never changes
+#: page counts already read: (root, sha256) -> pages; a revision never changes (its images
+#: may still be missing: the count file tells)
 _counts: dict[tuple[Path, str], int] = {}
 _COUNTS_MAX = 50_000
 
@@ -66,6 +71,17 @@ def ensure(root: Path, sha256: str, load_pdf: Callable[[], bytes]) -> int:
     with _locks_guard:
         _locks.pop(sha256, None)
     return _remember(root, sha256, len(images))
+
+
+def page_count(root: Path, sha256: str, load_pdf: Callable[[], bytes]) -> int:
+    """How many pages the revision has: from the cache, else read from the PDF (not rendered)."""
+    known = _counts.get((root, sha256))
+    if known is not None:
+        return known
+    count_file = _folder(root, sha256) / "pages"
+    if count_file.exists():
+        return _remember(root, sha256, int(count_file.read_text()))
+    return _remember(root, sha256, count_pages(load_pdf()))
 
 
 def _remember(root: Path, sha256: str, count: int) -> int:

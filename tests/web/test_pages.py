@@ -372,11 +372,12 @@ def test_document_page_shows_previews_never_an_embedded_pdf(app: Flask, client: 
     page = text(client.get(f"/documents/{document_id}"))
     assert f"/documents/{document_id}/pages/1.png" in page
     assert "<iframe" not in page and "<embed" not in page and "<object" not in page
+    previews = app.extensions["esign"].settings.storage.previews
+    assert not any(previews.glob("*/page-*.png"))  # the page did not wait for them: drawn when asked for
     image = client.get(f"/documents/{document_id}/pages/1.png")
     assert image.status_code == 200 and image.mimetype == "image/png"
     assert image.data.startswith(b"\x89PNG")
     assert client.get(f"/documents/{document_id}/pages/99.png").status_code == 404
-    previews = app.extensions["esign"].settings.storage.previews
     assert any(previews.glob("*/page-1.png"))
 
 
