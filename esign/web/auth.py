@@ -38,6 +38,7 @@ from flask_login import (
     login_user,
     logout_user,
 )
+from sqlalchemy.orm import joinedload
 
 from esign.errors import EsignError, TooManyAttempts
 from esign.models import User
@@ -89,7 +90,8 @@ def _restart_session() -> None:
 
 def _load_user(user_id: str) -> LoginUser | None:
     try:
-        user = db().get(User, int(user_id))
+        # with the roles in the same query: every page reads them
+        user = db().get(User, int(user_id), options=[joinedload(User.role_rows)])
     except ValueError:
         return None
     if user is None or not user.active:
