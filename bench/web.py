@@ -322,6 +322,23 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(c) for c in kids)
 
 
+def memory_mib(pid: int) -> tuple[float, int]:
+    """Proportional set size (a page shared by n processes counts 1/n) of a process and its
+    children, recursively, in MiB; and how many processes that is (Linux /proc)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        kids = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return 0.0, 0
+    pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1024
+    count = 1
+    for kid in kids:
+        mib, n = memory_mib(kid)
+        pss, count = pss + mib, count + n
+    return pss, count
+
+
 def cpu_use() -> dict[str, float]:
     """CPU seconds so far: the whole machine (busy, all cores) and this process (the load generator)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -426,11 +443,12 @@ async def load(base: str, data: dict, users: int, total: int, seconds: float,  #
                          *(approver(s, t) for s, t in zip(approvers, approver_tokens, strict=True)))
     elapsed = time.monotonic() - began
     cpu = (cpu_seconds(server_pid) - cpu_began) if server_pid else 0.0
+    memory = memory_mib(server_pid) if server_pid else (0.0, 0)
     use = {k: v - use_began[k] for k, v in cpu_use().items()}
     for s in readers + approvers:
         await s.close()
     await connector.close()
-    return {"trace": trace, "samples": samples, "errors": errors, "elapsed": elapsed, "approved": approved,
+    return {"trace": trace, "memory": memory, "samples": samples, "errors": errors, "elapsed": elapsed, "approved": approved,
             "approvers": n_approvers, "readers": n_readers, "server_cpu": cpu, "think": think,
             "cpu_use": use}
 
@@ -556,6 +574,11 @@ def run(quick: bool = False, think: float = 1.0, workers: int | None = None,
                          f"{', '.join(f'{v:.1f}' for v in result['round_cpu_ms'])} ms; "
                          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                     extra={"server_cpu_s": result["server_cpu"], "requests": requests}))
+    pss, processes = results[-1]["memory"]
+    rows.append(Row("web", f"server memory after the load ({processes} processes)", "MiB", pss, None,
+                    reference_name="",
+                    note="proportional set size: a page the processes share counts once in all",
+                    extra={"processes": processes}))
     use, cores = result["cpu_use"], os.cpu_count() or 1
     rows.append(Row("web", "machine busy during the load (all cores)", "%", use["busy"] / elapsed / cores * 100,
                     None, reference_name="",
