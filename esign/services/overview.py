@@ -383,7 +383,8 @@ def inbox_page(ctx: Context, actor: User, *, tasks_page: int = 1, tasks_per_page
         # the page of steps and, on every row, the count of all of them (read once): one query
         task_rows = session.execute(
             select(StepRecord.id, StepRecord.due_at, StepRecord.assigned_at, StepRecord.authority,
-                   Document.id, Document.title, WorkflowInstance.state, User.full_name, count.scalar_subquery())
+                   Document.id, Document.title, WorkflowInstance.state, User.full_name,
+                   count.scalar_subquery().correlate(None))
             .join(Document, Document.id == StepRecord.document_id)
             .join(WorkflowInstance, WorkflowInstance.document_id == StepRecord.document_id)
             .join(User, User.id == Document.created_by_id)
