@@ -50,10 +50,12 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 
 from esign.errors import CertificateRefused, InvalidPdf, SignatureValueInvalid, SigningError
 from esign.signing.backend import CertificateBundle
+from esign.signing.crls import KeepingFetcherBackend
 from esign.signing.layout import font_file
 from esign.signing.stampfont import StampFontFactory
 
@@ -819,7 +821,8 @@ def validation_context(
     "hard-fail": a certificate whose OCSP responder or CRL cannot be reached is
     not accepted; "soft-fail": it is (development only). Use each context for
     one operation: it keeps the revocation data it fetched (they go into the
-    document) and its HTTP sessions belong to one event loop.
+    document) and its HTTP sessions belong to one event loop. OCSP is asked
+    every time; CRLs come from :mod:`esign.signing.crls` while fresh.
     """
     if revocation not in REVOCATION_MODES:
         raise ValueError(f"revocation {revocation!r}: expected one of {REVOCATION_MODES}")
@@ -827,6 +830,8 @@ def validation_context(
         trust_manager=SimpleTrustManager.build(trust_roots=list(trust_roots)),
         allow_fetching=allow_fetching,
         revocation_mode=revocation,
+        # owned: closing the context closes its HTTP session; CRLs kept a few minutes (crls.py)
+        fetcher_backend=OwnedFetcherBackend(KeepingFetcherBackend()) if allow_fetching else None,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,8 @@ class _Switchable:
     def __init__(self) -> None:
         self.app: Callable[..., Iterable[bytes]] | None = None
         self.available = True
+        #: requests answered, by path (what a client asked of the CA, for tests and benches)
+        self.answered: Counter[str] = Counter()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -65,6 +68,7 @@ class _Switchable:
         if self.app is None or not self.available:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"development PKI services are not available\n"]
+        self.answered[environ.get("PATH_INFO", "")] += 1
         return self.app(environ, start_response)
 
 
@@ -98,6 +102,10 @@ class PkiServices:
     @property
     def tsa_url(self) -> str:
         return tsa_url(self.port)
+
+    def answered(self, suffix: str) -> int:
+        """How many requests for paths ending in ``suffix`` were answered so far."""
+        return sum(n for path, n in self._app.answered.items() if path.endswith(suffix))
 
     def load(self, config: Path) -> None:
         """Serve the architecture of ``config`` (a certomancer.yml)."""

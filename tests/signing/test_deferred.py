@@ -369,3 +369,33 @@ def test_finish_with_a_tsa_appends_the_validation_data_after_the_signature(
         deferred.finish_signature(
             plain, value, bundle, timestamper=deferred.timestamper(pki_services.tsa_url)
         )
+
+
+def test_a_crl_is_fetched_once_for_several_checks_and_again_once_stale(
+    softkey, root_cert, pki_services, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """OCSP about the signer every time; the intermediate CA's CRL from memory while fresh."""
+    from esign.signing import crls
+
+    bundle = softkey.certificate("tranthibinh-token")
+    now = datetime.now(UTC)
+    crls.forget()
+    before = pki_services.answered(".crl"), pki_services.answered("/ocsp/gov-ca")
+    contexts = [deferred.validation_context([root_cert]) for _ in range(3)]
+    for vc in contexts:
+        deferred.check_certificate(bundle, now, validation_context=vc)
+    assert pki_services.answered(".crl") - before[0] == 1
+    assert pki_services.answered("/ocsp/gov-ca") - before[1] == 3
+    # a CRL from memory still counts among what that validation fetched (it goes into a document)
+    assert [c.dump() for c in contexts[2].crls] == [c.dump() for c in contexts[0].crls] != []
+    # never kept past the list's own nextUpdate
+    fetched = contexts[0].crls[0]
+    next_update = fetched["tbs_cert_list"]["next_update"].native.timestamp()
+    assert crls._usable_until(fetched, next_update - 10, 1000.0) == 1010.0
+    assert crls._usable_until(fetched, next_update + 1, 1000.0) == 1000.0
+
+    monkeypatch.setattr(crls, "KEEP_SECONDS", 0.0)
+    crls.forget()
+    for _ in range(2):
+        deferred.check_certificate(bundle, now, validation_context=deferred.validation_context([root_cert]))
+    assert pki_services.answered(".crl") - before[0] == 3
